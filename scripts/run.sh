@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release -p capstan-apiserver
 export CAPSTAN_DATA_DIR="${CAPSTAN_DATA_DIR:-$PWD/data}"
-exec ./target/release/capstan-apiserver "$@"
+exec ./target/release/apiserver "$@"

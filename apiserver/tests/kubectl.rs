@@ -1,4 +1,4 @@
-//! The real kubectl against the real `capstan-apiserver` binary.
+//! The real kubectl against the real `apiserver` binary.
 //!
 //! Each test starts the binary as a child process (HTTPS on a port from the OS, its own data
 //! dir, SQLite), then drives one stock kubectl release through the scenarios below with only
@@ -38,7 +38,7 @@ fn manifest(name: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // The server under test
 
-/// The `capstan-apiserver` binary running in a temp data dir; killed on drop.
+/// The `apiserver` binary running in a temp data dir; killed on drop.
 struct Server {
     child: Child,
     dir: tempfile::TempDir,
@@ -50,7 +50,7 @@ impl Server {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("data");
         let log = File::create(dir.path().join("server.log"))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_capstan-apiserver"))
+        let child = Command::new(env!("CARGO_BIN_EXE_apiserver"))
             .arg("--data-dir")
             .arg(&data)
             .args(["--https-port", "0", "--bind-address", "127.0.0.1"])
@@ -60,7 +60,7 @@ impl Server {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .context("starting capstan-apiserver")?;
+            .context("starting apiserver")?;
         let mut server = Server {
             child,
             dir,
@@ -88,10 +88,10 @@ impl Server {
                 return Ok(url.to_string());
             }
             if let Some(status) = self.child.try_wait()? {
-                bail!("capstan-apiserver exited with {status} before it was ready:\n{log}");
+                bail!("apiserver exited with {status} before it was ready:\n{log}");
             }
             if Instant::now() > deadline {
-                bail!("capstan-apiserver was not ready within 60s:\n{log}");
+                bail!("apiserver was not ready within 60s:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }

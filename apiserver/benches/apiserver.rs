@@ -21,7 +21,9 @@
 //! `CAPSTAN_BENCH_OPS_C1=500`, `CAPSTAN_BENCH_OPS=5000` (creates per cell at c=1 / c>1),
 //! `CAPSTAN_BENCH_CELL_SECS=30`, `CAPSTAN_BENCH_STEADY_SECS=10`, `CAPSTAN_BENCH_LIST_N=10000`,
 //! `CAPSTAN_BENCH_WATCHERS=1000`, `CAPSTAN_BENCH_WATCH_SECS=10`,
-//! `CAPSTAN_BENCH_WATCH_EVERY_MS=10`.
+//! `CAPSTAN_BENCH_WATCH_EVERY_MS=10`, `CAPSTAN_BENCH_PARTS=throughput,steady,watch,list` (which
+//! measurements to run; e.g. `CAPSTAN_BENCH_PARTS=list CAPSTAN_BENCH_STORES=sqlite` for the LIST
+//! alone).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -60,6 +62,13 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// Whether `CAPSTAN_BENCH_PARTS` (default: all) asks for this measurement.
+fn part(name: &str) -> bool {
+    env_list("CAPSTAN_BENCH_PARTS", "throughput,steady,watch,list")
+        .iter()
+        .any(|p| p == name)
 }
 
 fn unix_nanos() -> u64 {
@@ -300,6 +309,7 @@ async fn bench_store(
 ) -> Result<StoreResults> {
     let concurrency: Vec<usize> = env_list("CAPSTAN_BENCH_CONCURRENCY", "1,16,256")
         .iter()
+        .filter(|_| part("throughput"))
         .map(|s| s.parse())
         .collect::<Result<_, _>>()
         .context("CAPSTAN_BENCH_CONCURRENCY")?;
@@ -408,7 +418,7 @@ async fn bench_store(
     let rate: f64 = 100.0;
     let secs: u64 = env_or("CAPSTAN_BENCH_STEADY_SECS", 10);
     res.steady_target_rate = rate;
-    {
+    if part("steady") {
         let url = format!("{}/api/v1/namespaces/bench-steady/pods", srv.url);
         let n = (rate as u64) * secs;
         let bodies: Vec<Bytes> = (0..n)
@@ -451,12 +461,14 @@ async fn bench_store(
     }
 
     // 3. watchers (before the LIST, whose freed heap would hide the watchers' RSS growth)
-    watchers(&srv, &client, &mut res).await?;
+    if part("watch") {
+        watchers(&srv, &client, &mut res).await?;
+    }
 
     // 4. LIST 10k
     let list_n: usize = env_or("CAPSTAN_BENCH_LIST_N", 10_000);
     res.list_n = list_n;
-    {
+    if part("list") {
         // Created through the API, so they are what the server stores.
         let bodies: Arc<Vec<Bytes>> = Arc::new(
             (0..list_n as u64)
@@ -772,55 +784,63 @@ fn report(all: &[StoreResults]) {
                 );
             }
         }
-        println!(
-            "| {} | p99 single create at a steady {:.0} writes/s ({} ok, {} errors; p50 {} ms, max {} ms) | {} ms | ≤ 50 ms | {} |",
-            r.name,
-            r.steady_target_rate,
-            r.steady.ops,
-            r.steady.errors,
-            ms(r.steady.p50),
-            ms(r.steady.max),
-            ms(r.steady.p99),
-            verdict(r.steady.p99 <= Duration::from_millis(50) && r.steady.errors == 0)
-        );
-        println!(
-            "| {} | LIST {} pods ({:.1} MB), first / p50 of 5 | {} / {} ms | ≤ 200 ms | {} |",
-            r.name,
-            r.list_n,
-            r.list_bytes as f64 / 1e6,
-            ms(r.list_first),
-            ms(r.list_p50),
-            verdict(r.list_p50 <= Duration::from_millis(200))
-        );
-        println!(
-            "| {} | LIST {} RSS growth (VmRSS / VmHWM) | +{:.1} / +{:.1} MB | – | – |",
-            r.name,
-            r.list_n,
-            r.list_rss_growth_kb as f64 / 1024.0,
-            r.list_hwm_growth_kb as f64 / 1024.0,
-        );
-        println!(
-            "| {} | {} watchers, p99 delivery (p50, max) | {} ms ({} / {}) | ≤ 50 ms | {} |",
-            r.name,
-            r.watchers,
-            ms(r.watch_p99),
-            ms(r.watch_p50),
-            ms(r.watch_max),
-            verdict(r.watch_p99 <= Duration::from_millis(50) && r.watch_events == r.watch_expected)
-        );
-        println!(
-            "| {} | watch events delivered | {} / {} | all | {} |",
-            r.name,
-            r.watch_events,
-            r.watch_expected,
-            verdict(r.watch_events == r.watch_expected)
-        );
-        println!(
-            "| {} | RSS per idle watcher | {:.1} kB | ≤ 10 kB | {} |",
-            r.name,
-            r.watch_rss_per_watcher_b / 1024.0,
-            verdict(r.watch_rss_per_watcher_b <= 10.0 * 1024.0)
-        );
+        if part("steady") {
+            println!(
+                "| {} | p99 single create at a steady {:.0} writes/s ({} ok, {} errors; p50 {} ms, max {} ms) | {} ms | ≤ 50 ms | {} |",
+                r.name,
+                r.steady_target_rate,
+                r.steady.ops,
+                r.steady.errors,
+                ms(r.steady.p50),
+                ms(r.steady.max),
+                ms(r.steady.p99),
+                verdict(r.steady.p99 <= Duration::from_millis(50) && r.steady.errors == 0)
+            );
+        }
+        if part("list") {
+            println!(
+                "| {} | LIST {} pods ({:.1} MB), first / p50 of 5 | {} / {} ms | ≤ 200 ms | {} |",
+                r.name,
+                r.list_n,
+                r.list_bytes as f64 / 1e6,
+                ms(r.list_first),
+                ms(r.list_p50),
+                verdict(r.list_p50 <= Duration::from_millis(200))
+            );
+            println!(
+                "| {} | LIST {} RSS growth (VmRSS / VmHWM) | +{:.1} / +{:.1} MB | – | – |",
+                r.name,
+                r.list_n,
+                r.list_rss_growth_kb as f64 / 1024.0,
+                r.list_hwm_growth_kb as f64 / 1024.0,
+            );
+        }
+        if part("watch") {
+            println!(
+                "| {} | {} watchers, p99 delivery (p50, max) | {} ms ({} / {}) | ≤ 50 ms | {} |",
+                r.name,
+                r.watchers,
+                ms(r.watch_p99),
+                ms(r.watch_p50),
+                ms(r.watch_max),
+                verdict(
+                    r.watch_p99 <= Duration::from_millis(50) && r.watch_events == r.watch_expected
+                )
+            );
+            println!(
+                "| {} | watch events delivered | {} / {} | all | {} |",
+                r.name,
+                r.watch_events,
+                r.watch_expected,
+                verdict(r.watch_events == r.watch_expected)
+            );
+            println!(
+                "| {} | RSS per idle watcher | {:.1} kB | ≤ 10 kB | {} |",
+                r.name,
+                r.watch_rss_per_watcher_b / 1024.0,
+                verdict(r.watch_rss_per_watcher_b <= 10.0 * 1024.0)
+            );
+        }
     }
     println!();
 }

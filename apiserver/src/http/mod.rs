@@ -74,7 +74,7 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
         ["apis", group, version] if is_get => discovery::api_resource_list(group, version)
             .map(rendered)
             .ok_or(ApiError::NoRoute),
-        ["openapi", "v2"] if is_get => Ok(rendered(openapi::v2())),
+        ["openapi", "v2"] if is_get => Ok(openapi::v2_response(req.headers())),
         ["openapi", "v3"] if is_get => Ok(rendered(openapi::v3_index())),
         ["openapi", "v3", rest @ ..] if is_get => openapi::v3_document(&rest.join("/"))
             .map(rendered)

@@ -6,24 +6,33 @@
 //!   upstream-style paths (PATCH operations with `x-kubernetes-group-version-kind` and a
 //!   `fieldValidation` parameter, which `kubectl create/apply -f` require) and full
 //!   `components.schemas` (what `kubectl explain` walks);
-//! * `/openapi/v2` — the same, converted to Swagger 2.0 JSON (kubectl asks for protobuf there
-//!   and falls back gracefully; this is for other clients).
+//! * `/openapi/v2` — the same, converted to Swagger 2.0: JSON, or gnostic's protobuf
+//!   `Document` when the client asks for `application/com.github.proto-openapi.spec.v2…`
+//!   (kubectl ≤ 1.28 reads only that, for `create/apply -f` validation, client-side apply's
+//!   strategic merge metadata and `explain`); see [`v2_response`].
 //!
-//! Documents are built once, on first use, and handed out as cheap [`Rendered`] clones.
+//! Documents are built (and the protobuf encoded) once, on first use, and handed out as cheap
+//! [`Rendered`] clones.
 //! Older versions served by conversion (apps/v1beta1, apps/v1beta2, extensions/v1beta1
 //! Deployments) reuse the apps/v1 schema under their own GVK, see [`schemas::build`].
 
+mod gnostic;
 mod params;
 mod paths;
 mod schemas;
 mod v2;
+mod v2proto;
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::discovery::{GIT_VERSION, JSON, Rendered};
+use crate::error::ApiError;
 use crate::resources;
 
 use schemas::Catalogue;
@@ -37,7 +46,30 @@ struct V3 {
 }
 
 static V3_DOCS: LazyLock<V3> = LazyLock::new(|| build_v3(&CATALOGUE));
-static V2_DOC: LazyLock<Rendered> = LazyLock::new(|| v2::build(&CATALOGUE, &v3_values(&CATALOGUE)));
+
+/// `/openapi/v2` as JSON, and its entity tag (a hash of the JSON, shared by both encodings as
+/// upstream does).
+struct V2 {
+    json: Rendered,
+    etag: String,
+}
+
+static V2_JSON: LazyLock<V2> = LazyLock::new(|| {
+    let json = Rendered::json(JSON, &v2::build(&CATALOGUE, &v3_values(&CATALOGUE)));
+    let etag = format!("\"{}\"", hash_hex(&json.body));
+    V2 { json, etag }
+});
+
+/// `/openapi/v2` as gnostic's protobuf `Document`, encoded from the JSON on first use.
+static V2_PROTO: LazyLock<Rendered> = LazyLock::new(|| Rendered {
+    content_type: V2_PROTOBUF,
+    body: Bytes::from(v2proto::encode(&V2_JSON.json.to_value())),
+});
+
+/// The protobuf media type upstream answers with (and accepts).
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+/// The older spelling kubectl and client-go ask for; accepted, answered as [`V2_PROTOBUF`].
+const V2_PROTOBUF_DEPRECATED_SUBTYPE: &str = "com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
 /// `GET /openapi/v3`.
 pub fn v3_index() -> Rendered {
@@ -60,7 +92,120 @@ pub fn v3_hash(gv_path: &str) -> Option<&'static str> {
 
 /// `GET /openapi/v2` as Swagger 2.0 JSON.
 pub fn v2() -> Rendered {
-    V2_DOC.clone()
+    V2_JSON.json.clone()
+}
+
+/// `GET /openapi/v2` as gnostic's OpenAPI v2 protobuf `Document`.
+pub fn v2_protobuf() -> Rendered {
+    V2_PROTO.clone()
+}
+
+/// The two encodings of `/openapi/v2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum V2Format {
+    Json,
+    Protobuf,
+}
+
+/// Upstream's content negotiation for `/openapi/v2`: the Accept clauses, best first (by `q`,
+/// then concrete types before wildcards), are tried in turn against JSON and the two protobuf
+/// spellings; the first match wins. No Accept header means `*/*` (JSON). `None`: nothing
+/// acceptable (406). Clauses with `q=0` are refusals and skipped.
+pub fn v2_negotiate(accept: &str) -> Option<V2Format> {
+    let accept = if accept.trim().is_empty() {
+        "*/*"
+    } else {
+        accept
+    };
+    let mut clauses: Vec<(f32, String, String)> = Vec::new();
+    for clause in accept.split(',') {
+        let mut parts = clause.split(';');
+        let range = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let (ty, sub) = match range.split_once('/') {
+            Some((t, s)) if !s.contains('/') => (t.trim().to_string(), s.trim().to_string()),
+            None if range == "*" => ("*".to_string(), "*".to_string()),
+            _ => continue,
+        };
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim() == "q")
+            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
+        if q > 0.0 {
+            clauses.push((q, ty, sub));
+        }
+    }
+    clauses.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then((a.1 == "*").cmp(&(b.1 == "*")))
+            .then((a.2 == "*").cmp(&(b.2 == "*")))
+    });
+    let offered = [
+        ("json", V2Format::Json),
+        (V2_PROTOBUF_DEPRECATED_SUBTYPE, V2Format::Protobuf),
+        (&V2_PROTOBUF["application/".len()..], V2Format::Protobuf),
+    ];
+    clauses.iter().find_map(|(_, ty, sub)| {
+        if ty != "application" && ty != "*" {
+            return None;
+        }
+        offered
+            .iter()
+            .find(|(s, _)| sub == "*" || sub == s)
+            .map(|(_, f)| *f)
+    })
+}
+
+/// Whether an `If-None-Match` header value names `etag` (weak comparison, or `*`).
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+    })
+}
+
+/// The answer to `GET /openapi/v2`: the negotiated encoding with `ETag` and `Vary: Accept`,
+/// 304 Not Modified when `If-None-Match` names the current entity tag (client-go's HTTP cache
+/// revalidates this way), 406 with a `Status` when no offered type is acceptable.
+pub fn v2_response(headers: &HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(format) = v2_negotiate(accept) else {
+        return ApiError::NotAcceptable(format!(
+            "only the following media types are accepted: {JSON}, {V2_PROTOBUF}"
+        ))
+        .into_response();
+    };
+    let etag = V2_JSON.etag.as_str();
+    let vary = (header::VARY, HeaderValue::from_static("accept"));
+    let etag_header = (
+        header::ETAG,
+        HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\"")),
+    );
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| etag_matches(v, etag));
+    if not_modified {
+        return (StatusCode::NOT_MODIFIED, [vary, etag_header]).into_response();
+    }
+    let doc = match format {
+        V2Format::Json => v2(),
+        V2Format::Protobuf => v2_protobuf(),
+    };
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(doc.content_type),
+            ),
+            vary,
+            etag_header,
+        ],
+        doc.body,
+    )
+        .into_response()
 }
 
 /// A stable content hash, uppercase hex (upstream uses SHA-512; clients treat it as opaque).

@@ -1,3 +1,8 @@
+#![allow(clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use prost::Message as _;
 use serde_json::{Value, json};
 
 use super::*;
@@ -266,4 +271,317 @@ fn swagger_v2_uses_definitions() {
     for r in refs {
         assert!(defs.contains_key(&r), "dangling {r}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// /openapi/v2 as gnostic protobuf
+
+fn decoded() -> gnostic::Document {
+    gnostic::Document::decode(v2_protobuf().body).expect("the encoded document decodes")
+}
+
+fn yaml_of(exts: &[gnostic::NamedAny], name: &str) -> Option<Value> {
+    let e = exts.iter().find(|e| e.name == name)?;
+    serde_yaml::from_str(&e.value.as_ref()?.yaml).ok()
+}
+
+fn definition<'a>(doc: &'a gnostic::Document, name: &str) -> &'a gnostic::Schema {
+    doc.definitions
+        .iter()
+        .flat_map(|d| &d.additional_properties)
+        .find(|d| d.name == name)
+        .and_then(|d| d.value.as_ref())
+        .unwrap_or_else(|| panic!("definition {name}"))
+}
+
+fn property<'a>(s: &'a gnostic::Schema, name: &str) -> &'a gnostic::Schema {
+    s.properties
+        .iter()
+        .flat_map(|p| &p.additional_properties)
+        .find(|p| p.name == name)
+        .and_then(|p| p.value.as_ref())
+        .unwrap_or_else(|| panic!("property {name}"))
+}
+
+#[test]
+fn protobuf_v2_decodes_to_the_json_document() {
+    let doc = decoded();
+    assert_eq!(doc.swagger, "2.0");
+    let info = doc.info.clone().unwrap_or_default();
+    assert_eq!(
+        (info.title.as_str(), info.version.as_str()),
+        ("Kubernetes", GIT_VERSION)
+    );
+    // Same document as the JSON: converting it again gives the same message.
+    assert_eq!(doc, v2proto::document(&v2().to_value()));
+    let json = v2().to_value();
+    let n_defs = json["definitions"].as_object().map_or(0, Map::len);
+    assert_eq!(
+        doc.definitions
+            .as_ref()
+            .map_or(0, |d| d.additional_properties.len()),
+        n_defs
+    );
+    let n_paths = json["paths"].as_object().map_or(0, Map::len);
+    assert_eq!(doc.paths.as_ref().map_or(0, |p| p.path.len()), n_paths);
+
+    let dep = definition(&doc, "io.k8s.api.apps.v1.Deployment");
+    assert_eq!(
+        dep.r#type.as_ref().map(|t| t.value.clone()),
+        Some(vec!["object".to_string()])
+    );
+    assert_eq!(
+        yaml_of(&dep.vendor_extension, "x-kubernetes-group-version-kind"),
+        Some(json!([{"group": "apps", "version": "v1", "kind": "Deployment"}]))
+    );
+    // A reference with a description beside it (allOf unwrapped), as kube-openapi's model needs.
+    let spec = property(dep, "spec");
+    assert_eq!(spec.xref, "#/definitions/io.k8s.api.apps.v1.DeploymentSpec");
+    assert!(spec.all_of.is_empty() && !spec.description.is_empty());
+    let strategy = property(
+        definition(&doc, "io.k8s.api.apps.v1.DeploymentSpec"),
+        "strategy",
+    );
+    assert_eq!(
+        strategy.xref,
+        "#/definitions/io.k8s.api.apps.v1.DeploymentStrategy"
+    );
+    assert_eq!(
+        yaml_of(&strategy.vendor_extension, "x-kubernetes-patch-strategy"),
+        Some(json!("retainKeys"))
+    );
+
+    let containers = property(definition(&doc, "io.k8s.api.core.v1.PodSpec"), "containers");
+    assert_eq!(
+        yaml_of(&containers.vendor_extension, "x-kubernetes-patch-merge-key"),
+        Some(json!("name"))
+    );
+    assert_eq!(
+        yaml_of(&containers.vendor_extension, "x-kubernetes-patch-strategy"),
+        Some(json!("merge"))
+    );
+    let items = containers
+        .items
+        .as_ref()
+        .map(|i| i.schema.as_slice())
+        .unwrap_or_default();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].xref, "#/definitions/io.k8s.api.core.v1.Container");
+}
+
+/// What kubectl ≤ 1.28's OpenAPI v2 query-param verifier reads: the PATCH operation carrying
+/// the GVK extension, with a `fieldValidation` query parameter.
+#[test]
+fn protobuf_v2_patch_operation_has_gvk_and_field_validation() {
+    let doc = decoded();
+    let item = doc
+        .paths
+        .iter()
+        .flat_map(|p| &p.path)
+        .find(|p| p.name == "/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+        .and_then(|p| p.value.clone())
+        .expect("deployment path");
+    let patch = item.patch.expect("patch operation");
+    assert_eq!(patch.operation_id, "patchAppsV1NamespacedDeployment");
+    assert_eq!(
+        yaml_of(&patch.vendor_extension, "x-kubernetes-group-version-kind"),
+        Some(json!({"group": "apps", "version": "v1", "kind": "Deployment"}))
+    );
+    assert_eq!(
+        yaml_of(&patch.vendor_extension, "x-kubernetes-action"),
+        Some(json!("patch"))
+    );
+    use gnostic::{NonBodyParameterOneof as NB, ParameterOneof as P, ParametersItemOneof as I};
+    let params: Vec<&P> = patch
+        .parameters
+        .iter()
+        .filter_map(|p| match &p.oneof {
+            Some(I::Parameter(p)) => p.oneof.as_ref(),
+            _ => None,
+        })
+        .collect();
+    let Some(P::BodyParameter(body)) = params.first() else {
+        panic!("first parameter is the body: {params:?}");
+    };
+    assert_eq!(
+        body.schema.as_ref().map(|s| s.xref.as_str()),
+        Some("#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.Patch")
+    );
+    let field_validation = params.iter().find_map(|p| match p {
+        P::NonBodyParameter(nb) => match &nb.oneof {
+            Some(NB::QueryParameterSubSchema(q)) if q.name == "fieldValidation" => Some(q),
+            _ => None,
+        },
+        _ => None,
+    });
+    let q = field_validation.expect("fieldValidation query parameter");
+    assert_eq!((q.r#in.as_str(), q.r#type.as_str()), ("query", "string"));
+    assert!(q.unique_items);
+    let responses = patch.responses.unwrap_or_default();
+    let ok = responses
+        .response_code
+        .iter()
+        .find(|r| r.name == "200")
+        .and_then(|r| r.value.clone());
+    let Some(gnostic::ResponseValue {
+        oneof: Some(gnostic::ResponseValueOneof::Response(ok)),
+    }) = ok
+    else {
+        panic!("200 response: {ok:?}");
+    };
+    let Some(gnostic::SchemaItemOneof::Schema(schema)) = ok.schema.and_then(|s| s.oneof) else {
+        panic!("200 response schema");
+    };
+    assert_eq!(schema.xref, "#/definitions/io.k8s.api.apps.v1.Deployment");
+}
+
+/// The constraints kube-openapi's v2 model (`NewOpenAPIData`, used by kubectl ≤ 1.28's explain
+/// and client-side apply) puts on every definition: a reference points into `#/definitions/`
+/// at an existing one and has no type or properties beside it, at most one type, arrays have
+/// exactly one item schema, types are the JSON Schema ones.
+#[test]
+fn protobuf_v2_definitions_satisfy_kube_openapi_model() {
+    let doc = decoded();
+    let defs = doc
+        .definitions
+        .clone()
+        .unwrap_or_default()
+        .additional_properties;
+    let names: BTreeSet<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+    fn check(s: &gnostic::Schema, at: &str, names: &BTreeSet<&str>) {
+        let types = s
+            .r#type
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_default();
+        if !s.xref.is_empty() {
+            let target = s
+                .xref
+                .strip_prefix("#/definitions/")
+                .unwrap_or_else(|| panic!("{at}: reference outside definitions {}", s.xref));
+            assert!(names.contains(target), "{at}: dangling {target}");
+            assert!(
+                types.is_empty() && s.properties.is_none(),
+                "{at}: ref with a type"
+            );
+            return;
+        }
+        assert!(types.len() <= 1, "{at}: types {types:?}");
+        if let Some(t) = types.first() {
+            assert!(
+                ["object", "array", "string", "integer", "number", "boolean"].contains(&t.as_str()),
+                "{at}: type {t}"
+            );
+        }
+        if types.first().map(String::as_str) == Some("array") {
+            let items = s
+                .items
+                .as_ref()
+                .map(|i| i.schema.as_slice())
+                .unwrap_or_default();
+            assert_eq!(items.len(), 1, "{at}: array items");
+        }
+        assert!(
+            s.all_of.len() != 1 || s.all_of[0].xref.is_empty(),
+            "{at}: allOf around a lone reference"
+        );
+        for p in s.properties.iter().flat_map(|p| &p.additional_properties) {
+            if let Some(v) = &p.value {
+                check(v, &format!("{at}.{}", p.name), names);
+            }
+        }
+        for i in s.items.iter().flat_map(|i| &i.schema) {
+            check(i, &format!("{at}[]"), names);
+        }
+        if let Some(gnostic::AdditionalPropertiesOneof::Schema(a)) = s
+            .additional_properties
+            .as_ref()
+            .and_then(|a| a.oneof.as_ref())
+        {
+            check(a, &format!("{at}{{}}"), names);
+        }
+    }
+    assert!(names.len() > 100);
+    for d in &defs {
+        if let Some(s) = &d.value {
+            check(s, &d.name, &names);
+        }
+    }
+}
+
+#[test]
+fn v2_negotiation_follows_upstream() {
+    use V2Format::{Json, Protobuf};
+    for (accept, want) in [
+        ("", Some(Json)),
+        ("*/*", Some(Json)),
+        ("application/json", Some(Json)),
+        ("application/*", Some(Json)),
+        (
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            Some(Protobuf),
+        ),
+        (
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            Some(Protobuf),
+        ),
+        (
+            "application/json;q=0.5, application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            Some(Protobuf),
+        ),
+        (
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf, application/json",
+            Some(Protobuf),
+        ),
+        (
+            "*/*, application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            Some(Protobuf),
+        ),
+        ("application/json;q=0, */*;q=0.1", Some(Json)),
+        ("text/html, application/yaml", None),
+        ("application/json;q=0", None),
+    ] {
+        assert_eq!(v2_negotiate(accept), want, "{accept:?}");
+    }
+}
+
+#[test]
+fn v2_response_headers_and_revalidation() {
+    use axum::http::{HeaderMap, StatusCode, header};
+    let get = |pairs: &[(header::HeaderName, &str)]| {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), v.parse().expect("header value"));
+        }
+        v2_response(&h)
+    };
+    let pb = get(&[(
+        header::ACCEPT,
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+    )]);
+    assert_eq!(pb.status(), StatusCode::OK);
+    assert_eq!(pb.headers()[header::CONTENT_TYPE], V2_PROTOBUF);
+    assert_eq!(pb.headers()[header::VARY], "accept");
+    let etag = pb.headers()[header::ETAG]
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && etag.len() == 34,
+        "{etag}"
+    );
+    let json = get(&[]);
+    assert_eq!(json.headers()[header::CONTENT_TYPE], JSON);
+    assert_eq!(json.headers()[header::ETAG], etag.as_str());
+    let cached = get(&[
+        (header::ACCEPT, V2_PROTOBUF),
+        (header::IF_NONE_MATCH, &format!("\"other\", W/{etag}")),
+    ]);
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    let stale = get(&[(header::IF_NONE_MATCH, "\"other\"")]);
+    assert_eq!(stale.status(), StatusCode::OK);
+    assert_eq!(
+        get(&[(header::ACCEPT, "text/html")]).status(),
+        StatusCode::NOT_ACCEPTABLE
+    );
 }

@@ -1,20 +1,25 @@
 //! Swagger 2.0 (`/openapi/v2`) from the v3 documents: parameters lose their `schema`
 //! wrapper, request bodies become `in: body` parameters, response content becomes `schema`
-//! plus `consumes`/`produces`, and `#/components/schemas/` refs become `#/definitions/`.
+//! plus `consumes`/`produces`, `#/components/schemas/` refs become `#/definitions/`, and a
+//! `$ref` wrapped in a one-element `allOf` (how OpenAPI 3.0 puts a description beside a
+//! reference) becomes a plain `$ref` with its siblings, as in upstream's Swagger document:
+//! kube-openapi's v2 model (kubectl ≤ 1.28's explain and client-side apply) ignores `allOf`.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
 use super::schemas::{Catalogue, REF_PREFIX};
-use crate::discovery::{GIT_VERSION, JSON, Rendered};
+use crate::discovery::GIT_VERSION;
 
 const V2_PREFIX: &str = "#/definitions/";
 
-/// Rewrites every `$ref` inside `v` to Swagger 2.0's `#/definitions/`.
+/// Rewrites every `$ref` inside `v` to Swagger 2.0's `#/definitions/` and unwraps
+/// `allOf: [{$ref}]`.
 fn rewrite_refs(v: &mut Value) {
     match v {
         Value::Object(o) => {
+            unwrap_all_of(o);
             for (k, v) in o.iter_mut() {
                 match v {
                     Value::String(s) if k == "$ref" => {
@@ -28,6 +33,24 @@ fn rewrite_refs(v: &mut Value) {
         }
         Value::Array(a) => a.iter_mut().for_each(rewrite_refs),
         _ => {}
+    }
+}
+
+/// `{"allOf": [{"$ref": r}], …}` → `{"$ref": r, …}`.
+fn unwrap_all_of(o: &mut Map<String, Value>) {
+    if o.contains_key("$ref") {
+        return;
+    }
+    let reference = match o.get("allOf") {
+        Some(Value::Array(all)) if all.len() == 1 => match &all[0] {
+            Value::Object(only) if only.len() == 1 => only.get("$ref").cloned(),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(r) = reference {
+        o.remove("allOf");
+        o.insert("$ref".into(), r);
     }
 }
 
@@ -126,7 +149,7 @@ fn path_item(item: &Value) -> Value {
 }
 
 /// The Swagger 2.0 document for all the v3 documents `docs` (`(key, document)`).
-pub(super) fn build(cat: &Catalogue, docs: &[(String, Value)]) -> Rendered {
+pub(super) fn build(cat: &Catalogue, docs: &[(String, Value)]) -> Value {
     let mut paths = Map::new();
     let mut used = Vec::new();
     for (_, doc) in docs {
@@ -144,9 +167,7 @@ pub(super) fn build(cat: &Catalogue, docs: &[(String, Value)]) -> Rendered {
     let mut definitions = Value::Object(cat.closure(used));
     rewrite_refs(&mut definitions);
     rewrite_refs_in_paths(&mut paths);
-    Rendered::json(
-        JSON,
-        &json!({
+    json!({
             "swagger": "2.0",
             "info": {"title": "Kubernetes", "version": GIT_VERSION},
             "paths": paths,
@@ -160,8 +181,7 @@ pub(super) fn build(cat: &Catalogue, docs: &[(String, Value)]) -> Rendered {
                 }
             },
             "security": [{"BearerToken": []}],
-        }),
-    )
+    })
 }
 
 fn rewrite_refs_in_paths(paths: &mut Map<String, Value>) {

@@ -290,7 +290,11 @@ async fn finalize(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response, ApiError> {
         use capstan_store::Store;
         let rv = object::resource_version(&obj).and_then(|r| r.parse::<i64>().ok());
         match ctx.state.registry.store().delete(&key, rv).await {
-            Ok(_) | Err(capstan_store::StoreError::NotFound { .. }) => {}
+            Ok(d) => ctx
+                .state
+                .registry
+                .namespace_deleted(def, ctx.name(), d.revision),
+            Err(capstan_store::StoreError::NotFound { .. }) => {}
             Err(e) => return Err(crate::registry::store_error(def, ctx.name(), e)),
         }
     }

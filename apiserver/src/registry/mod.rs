@@ -7,6 +7,7 @@
 pub mod alloc;
 pub mod kinds;
 mod list;
+mod nscache;
 pub mod strategy;
 mod watch;
 
@@ -90,6 +91,8 @@ pub struct Registry {
     prefix: String,
     /// Service ClusterIP/NodePort allocation (alloc.rs).
     allocators: alloc::Allocators,
+    /// Namespace existence and deletion state for creates (nscache.rs).
+    namespaces: Arc<nscache::NamespaceCache>,
 }
 
 /// The storage row for a served row.
@@ -112,6 +115,7 @@ impl Registry {
             allocators: alloc::Allocators::new(store.clone(), prefix.clone(), alloc_config),
             store,
             prefix,
+            namespaces: Arc::new(nscache::NamespaceCache::default()),
         }
     }
 
@@ -155,19 +159,45 @@ impl Registry {
         }
     }
 
-    /// Check that objects may be created in namespace `ns`.
+    /// Check that objects may be created in namespace `ns`: from the namespace cache, or the
+    /// store when the cache does not know the namespace.
     async fn check_namespace(
         &self,
         def: &ResourceDef,
         ns: &str,
         name: &str,
     ) -> Result<(), ApiError> {
-        let Some(ns_def) = resources::lookup("", "v1", "namespaces") else {
-            return Ok(());
+        let state = match self.namespaces.lookup(ns) {
+            Some(state) => state,
+            None => {
+                let Some(ns_def) = resources::lookup("", "v1", "namespaces") else {
+                    return Ok(());
+                };
+                let ticket = self.namespaces.begin_read(self);
+                match self.get(ns_def, None, ns).await {
+                    Ok(obj) => {
+                        self.namespaces.finish_read(ticket, &obj);
+                        if object::is_deleting(&obj) {
+                            nscache::NsState::Terminating
+                        } else {
+                            nscache::NsState::Active
+                        }
+                    }
+                    Err(ApiError::NotFound { .. }) => {
+                        return Err(ApiError::NotFound {
+                            group: String::new(),
+                            resource: "namespaces".to_string(),
+                            name: ns.to_string(),
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         };
-        match self.get(ns_def, None, ns).await {
+        match state {
+            nscache::NsState::Active => Ok(()),
             // Worded as upstream's admission.NewForbidden: `pods "x" is forbidden: ...`.
-            Ok(obj) if object::is_deleting(&obj) => Err(ApiError::Forbidden {
+            nscache::NsState::Terminating => Err(ApiError::Forbidden {
                 message: format!(
                     "{}{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                     def.qualified_resource(),
@@ -181,13 +211,20 @@ impl Registry {
                 resource: def.plural.to_string(),
                 name: name.to_string(),
             }),
-            Ok(_) => Ok(()),
-            Err(ApiError::NotFound { .. }) => Err(ApiError::NotFound {
-                group: String::new(),
-                resource: "namespaces".to_string(),
-                name: ns.to_string(),
-            }),
-            Err(e) => Err(e),
+        }
+    }
+
+    /// Keep the namespace cache current with this server's own namespace writes.
+    fn namespace_stored(&self, def: &ResourceDef, obj: &Object) {
+        if is_namespace(def) {
+            self.namespaces.stored(obj);
+        }
+    }
+
+    /// Namespace `name` was removed from the store at `revision` (by this server).
+    pub fn namespace_deleted(&self, def: &ResourceDef, name: &str, revision: i64) {
+        if is_namespace(def) {
+            self.namespaces.deleted(name, revision);
         }
     }
 
@@ -281,6 +318,7 @@ impl Registry {
             }
         };
         object::set_resource_version(&mut obj, kv.mod_revision);
+        self.namespace_stored(def, &obj);
         Ok(obj)
     }
 
@@ -377,6 +415,7 @@ impl Registry {
                     Ok(d) => {
                         // Release a Service's IP and ports (alloc.rs).
                         self.allocators.after_delete(def, &old).await;
+                        self.namespace_deleted(def, name, d.revision);
                         object::set_resource_version(&mut new, d.revision);
                         return Ok(new);
                     }
@@ -406,6 +445,7 @@ impl Registry {
                 Ok(kv) => {
                     reservation.commit(&self.allocators).await;
                     object::set_resource_version(&mut new, kv.mod_revision);
+                    self.namespace_stored(def, &new);
                     return Ok(new);
                 }
                 Err(StoreError::Conflict { .. }) => {
@@ -481,6 +521,7 @@ impl Registry {
                 {
                     Ok(kv) => {
                         object::set_resource_version(&mut next, kv.mod_revision);
+                        self.namespace_stored(def, &next);
                         return Ok(DeleteOutcome::Pending(next));
                     }
                     Err(StoreError::Conflict { .. }) => continue,
@@ -494,6 +535,7 @@ impl Registry {
                 Ok(d) => {
                     // Release a Service's IP and ports (alloc.rs).
                     self.allocators.after_delete(def, &cur).await;
+                    self.namespace_deleted(def, name, d.revision);
                     let mut last = cur;
                     object::set_resource_version(&mut last, d.revision);
                     return Ok(DeleteOutcome::Deleted(last));
@@ -505,6 +547,10 @@ impl Registry {
         }
         Err(ApiError::conflict(def, name))
     }
+}
+
+fn is_namespace(def: &ResourceDef) -> bool {
+    def.group.is_empty() && def.kind == "Namespace"
 }
 
 /// Record a write in `metadata.managedFields` for its field manager (upstream's field manager

@@ -1116,6 +1116,12 @@ fn explain(k: &Kubectl) -> Result<()> {
     ] {
         v2.stdout_has(needle)?;
     }
+    k.ok(&[
+        "explain",
+        "deployment.spec.strategy.rollingUpdate",
+        "--output=plaintext-openapiv2",
+    ])?
+    .stdout_has("maxSurge\t<string>")?;
     Ok(())
 }
 

@@ -351,6 +351,19 @@ fn protobuf_v2_decodes_to_the_json_document() {
         Some(json!("retainKeys"))
     );
 
+    // Untyped scalars are strings, as in upstream's Swagger document.
+    let int_or_string = definition(&doc, "io.k8s.apimachinery.pkg.util.intstr.IntOrString");
+    assert_eq!(
+        int_or_string.r#type.as_ref().map(|t| t.value.clone()),
+        Some(vec!["string".to_string()])
+    );
+    assert_eq!(int_or_string.format, "int-or-string");
+    let quantity = definition(&doc, "io.k8s.apimachinery.pkg.api.resource.Quantity");
+    assert_eq!(
+        quantity.r#type.as_ref().map(|t| t.value.clone()),
+        Some(vec!["string".to_string()])
+    );
+
     let containers = property(definition(&doc, "io.k8s.api.core.v1.PodSpec"), "containers");
     assert_eq!(
         yaml_of(&containers.vendor_extension, "x-kubernetes-patch-merge-key"),

@@ -54,6 +54,20 @@ fn unwrap_all_of(o: &mut Map<String, Value>) {
     }
 }
 
+/// Upstream's Swagger document has no `oneOf`, so IntOrString and Quantity (in our schemas
+/// untyped with `x-kubernetes-int-or-string`, which [`crate::fieldcheck`] reads) are plain
+/// strings there, IntOrString with `format: int-or-string`; kubectl's v2 explain prints them as
+/// `<string>`.
+fn string_scalar(name: &str, o: &mut Map<String, Value>) {
+    if o.contains_key("type") || o.remove("x-kubernetes-int-or-string").is_none() {
+        return;
+    }
+    o.insert("type".into(), "string".into());
+    if name == "io.k8s.apimachinery.pkg.util.intstr.IntOrString" {
+        o.insert("format".into(), "int-or-string".into());
+    }
+}
+
 fn parameter(p: &Value) -> Value {
     let mut out = Map::new();
     if let Value::Object(o) = p {
@@ -164,7 +178,13 @@ pub(super) fn build(cat: &Catalogue, docs: &[(String, Value)]) -> Value {
                 .map(|(k, _)| k.clone()),
         );
     }
-    let mut definitions = Value::Object(cat.closure(used));
+    let mut definitions = cat.closure(used);
+    for (name, schema) in definitions.iter_mut() {
+        if let Value::Object(o) = schema {
+            string_scalar(name, o);
+        }
+    }
+    let mut definitions = Value::Object(definitions);
     rewrite_refs(&mut definitions);
     rewrite_refs_in_paths(&mut paths);
     json!({

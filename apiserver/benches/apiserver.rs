@@ -8,12 +8,14 @@
 //!    bytes at the same concurrency) and, on etcd, raw `etcd-client` puts (the floor);
 //! 2. p99 of single creates at a steady 100 writes/s for 10 s (open loop: each write is
 //!    started on its tick, so a slow write does not delay the next);
-//! 3. (run after 4, so the LIST's freed heap does not hide the watchers' RSS) LIST of 10k pods
-//!    in one namespace: latency, and this process's VmRSS/VmHWM before/after;
-//! 4. 1000 watchers on one namespace (opened by a child process, this same binary, so their
-//!    client-side memory is not counted), one create every 10 ms for 10 s: delivery latency
-//!    (the pod's send timestamp annotation, written just before the POST, to the event's
-//!    arrival: an upper bound of write-ack → event) and server RSS per idle watcher.
+//! 3. 1000 watchers on one namespace, one create every 10 ms for 10 s, on a fresh server
+//!    process (this same binary, `CAPSTAN_BENCH_CHILD=server`, on the same store): delivery
+//!    latency (the pod's send timestamp annotation, written just before the POST, to the event's
+//!    arrival in the watcher: an upper bound of write-ack → event; every event counted and its
+//!    resourceVersion checked to rise) and the server process's VmRSS growth per idle watcher
+//!    (fresh, so no heap freed by earlier parts hides it). The watchers are another child process
+//!    (`CAPSTAN_BENCH_CHILD=watchers`, one thread, lines cut with memchr, no JSON parsing);
+//! 4. LIST of 10k pods in one namespace: latency, and this process's VmRSS/VmHWM before/after.
 //!
 //! Prints a markdown table with the targets next to the figures.
 //!
@@ -79,7 +81,12 @@ fn unix_nanos() -> u64 {
 
 /// (VmRSS, VmHWM) of this process, in kB.
 fn rss_kb() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    rss_kb_of("/proc/self/status")
+}
+
+/// (VmRSS, VmHWM) from a `/proc/<pid>/status` file, in kB.
+fn rss_kb_of(status: &str) -> (u64, u64) {
+    let text = std::fs::read_to_string(status).unwrap_or_default();
     let field = |name: &str| {
         text.lines()
             .find(|l| l.starts_with(name))
@@ -295,6 +302,12 @@ struct StoreResults {
     list_hwm_growth_kb: i64,
     watchers: usize,
     watch_rss_per_watcher_b: f64,
+    /// The watch server process's VmRSS before / with the idle watchers, kB.
+    watch_rss_kb: (u64, u64),
+    /// Events out of order plus lines that were not the expected events.
+    watch_bad: u64,
+    /// CPU seconds from the first write to the last event: (server process, watcher process).
+    watch_cpu_s: (f64, f64),
     watch_events: u64,
     watch_expected: u64,
     watch_p50: Duration,
@@ -460,9 +473,9 @@ async fn bench_store(
         eprintln!("  [{name}] steady: {:?}", res.steady);
     }
 
-    // 3. watchers (before the LIST, whose freed heap would hide the watchers' RSS growth)
+    // 3. watchers (on their own server process)
     if part("watch") {
-        watchers(&srv, &client, &mut res).await?;
+        watchers(datastore, &client, &mut res).await?;
     }
 
     // 4. LIST 10k
@@ -522,47 +535,122 @@ async fn bench_store(
     Ok(res)
 }
 
-async fn watchers(srv: &Server, client: &HttpClient, res: &mut StoreResults) -> Result<()> {
+/// A child process of this bench, killed if still running when dropped.
+struct ChildProc(std::process::Child);
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The next line a child process writes on its stdout (bounded wait).
+async fn child_line(
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    within: Duration,
+) -> Result<(String, std::io::Lines<BufReader<std::process::ChildStdout>>)> {
+    let read = tokio::task::spawn_blocking(move || {
+        let mut lines = lines;
+        let l = lines.next();
+        (l, lines)
+    });
+    let (line, lines) = tokio::time::timeout(within, read)
+        .await
+        .context("child process: no answer in time")??;
+    Ok((line.context("child process ended")??, lines))
+}
+
+/// The watch part, against a fresh API server process (this binary with
+/// `CAPSTAN_BENCH_CHILD=server`, on the same datastore): its RSS grows only with what the
+/// watchers hold, not hidden by heap that earlier parts freed (which a reused allocator
+/// arena would hand out again). Baseline: after one warm-up watch (so the shared feed and the
+/// runtime's lazily built state exist) and 1 s to settle; then 1000 watchers, 2 s to settle.
+async fn watchers(datastore: &str, client: &HttpClient, res: &mut StoreResults) -> Result<()> {
     let n: usize = env_or("CAPSTAN_BENCH_WATCHERS", 1000);
     let secs: u64 = env_or("CAPSTAN_BENCH_WATCH_SECS", 10);
     let every = Duration::from_millis(env_or("CAPSTAN_BENCH_WATCH_EVERY_MS", 10));
     res.watchers = n;
-    let rv = srv.store.current_revision().await?;
-    let watch_url = format!(
-        "{}/api/v1/namespaces/bench-watch/pods?watch=true&resourceVersion={rv}&timeoutSeconds={}",
-        srv.url,
-        secs + 120
-    );
-    // Let the allocator settle, then the baseline.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let (rss0, _) = rss_kb();
     let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
-        .env("CAPSTAN_BENCH_CHILD", "watchers")
-        .env("CAPSTAN_BENCH_WATCH_URL", &watch_url)
-        .env("CAPSTAN_BENCH_WATCHERS", n.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("spawning the watcher process")?;
-    let stdout = child.stdout.take().context("child stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::task::spawn_blocking(move || {
-        let l = lines.next();
-        (l, lines)
-    });
-    let (first, mut lines) = tokio::time::timeout(Duration::from_secs(120), ready).await??;
-    let first = first.context("watcher process ended")??;
+    let mut server = ChildProc(
+        Command::new(&exe)
+            .env("CAPSTAN_BENCH_CHILD", "server")
+            .env("CAPSTAN_BENCH_DATASTORE", datastore)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning the server process")?,
+    );
+    let server_status = format!("/proc/{}/status", server.0.id());
+    let stdout = server.0.stdout.take().context("server stdout")?;
+    let (base, _server_lines) =
+        child_line(BufReader::new(stdout).lines(), Duration::from_secs(60)).await?;
+    let base = base.trim().to_string();
+    let ns = serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-watch"}}))?;
+    if let Err(e) = post(client, &format!("{base}/api/v1/namespaces"), ns.into()).await
+        && !e.to_string().contains("409")
+    {
+        return Err(e);
+    }
+    let list: serde_json::Value = serde_json::from_slice(
+        &get(
+            client,
+            &format!("{base}/api/v1/namespaces/bench-watch/pods"),
+        )
+        .await?,
+    )?;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .context("list resourceVersion")?
+        .to_string();
+    let watch_path = format!("{base}/api/v1/namespaces/bench-watch/pods?watch=true");
+    // Warm-up: one watch that ends after 1 s.
+    get(
+        client,
+        &format!("{watch_path}&resourceVersion={rv}&timeoutSeconds=1"),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rss0, _) = rss_kb_of(&server_status);
+    let mut child = ChildProc(
+        Command::new(&exe)
+            .env("CAPSTAN_BENCH_CHILD", "watchers")
+            .env(
+                "CAPSTAN_BENCH_WATCH_URL",
+                format!(
+                    "{watch_path}&resourceVersion={rv}&timeoutSeconds={}",
+                    secs + 120
+                ),
+            )
+            .env("CAPSTAN_BENCH_WATCHERS", n.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning the watcher process")?,
+    );
+    let stdout = child.0.stdout.take().context("child stdout")?;
+    let (first, lines) =
+        child_line(BufReader::new(stdout).lines(), Duration::from_secs(120)).await?;
     if first.trim() != "ready" {
         bail!("watcher process: {first}");
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (rss1, _) = rss_kb();
+    let (rss1, _) = rss_kb_of(&server_status);
+    res.watch_rss_kb = (rss0, rss1);
     res.watch_rss_per_watcher_b = (rss1 as f64 - rss0 as f64) * 1024.0 / n as f64;
-    eprintln!("  [{}] {n} watchers: RSS {rss0} kB -> {rss1} kB", res.name);
+    eprintln!(
+        "  [{}] {n} watchers: server process VmRSS {rss0} kB -> {rss1} kB",
+        res.name
+    );
 
-    let url = format!("{}/api/v1/namespaces/bench-watch/pods", srv.url);
+    let server_stat = format!("/proc/{}/stat", server.0.id());
+    let cpu0 = cpu_secs(&server_stat);
+    let url = format!("{base}/api/v1/namespaces/bench-watch/pods");
     let writes = secs * 1000 / every.as_millis().max(1) as u64;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -581,103 +669,332 @@ async fn watchers(srv: &Server, client: &HttpClient, res: &mut StoreResults) -> 
             ok += 1;
         }
     }
-    let mut stdin = child.stdin.take().context("child stdin")?;
+    let mut stdin = child.0.stdin.take().context("child stdin")?;
     writeln!(stdin, "done {ok}")?;
     drop(stdin);
-    let summary = tokio::task::spawn_blocking(move || lines.next());
-    let summary = tokio::time::timeout(Duration::from_secs(120), summary)
-        .await??
-        .context("watcher process ended without a summary")??;
-    let _ = child.wait();
+    let (summary, _) = child_line(lines, Duration::from_secs(120)).await?;
+    let server_cpu = cpu_secs(&server_stat) - cpu0;
+    let _ = child.0.wait();
+    // The server exits when its stdin closes.
+    drop(server.0.stdin.take());
+    let _ = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while matches!(server.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(server);
+    })
+    .await;
     let v: serde_json::Value =
         serde_json::from_str(&summary).with_context(|| format!("watcher summary: {summary}"))?;
     res.watch_events = v["events"].as_u64().unwrap_or(0);
+    res.watch_bad = ["out_of_order", "other_lines", "broken"]
+        .iter()
+        .map(|k| v[k].as_u64().unwrap_or(1))
+        .sum();
+    res.watch_cpu_s = (server_cpu, v["cpu_s"].as_f64().unwrap_or(0.0));
     res.watch_expected = ok * n as u64;
     res.watch_p50 = Duration::from_micros(v["p50_us"].as_u64().unwrap_or(0));
     res.watch_p99 = Duration::from_micros(v["p99_us"].as_u64().unwrap_or(0));
     res.watch_max = Duration::from_micros(v["max_us"].as_u64().unwrap_or(0));
-    eprintln!("  [{}] watch: {summary}", res.name);
+    eprintln!(
+        "  [{}] watch: {summary}; server CPU {server_cpu:.1} s",
+        res.name
+    );
     Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
-// the watcher child process
+// the child processes
 
-fn child_watchers() -> Result<()> {
+/// `CAPSTAN_BENCH_CHILD=server`: an API server on `CAPSTAN_BENCH_DATASTORE`; prints its URL,
+/// runs until stdin closes.
+fn child_server() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let url: String = std::env::var("CAPSTAN_BENCH_WATCH_URL")?;
+        let datastore = std::env::var("CAPSTAN_BENCH_DATASTORE").unwrap_or_default();
+        let srv = start_server(&datastore).await?;
+        println!("{}", srv.url);
+        tokio::task::spawn_blocking(|| {
+            let mut s = String::new();
+            std::io::stdin().read_line(&mut s)
+        })
+        .await??;
+        srv.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), srv.task).await;
+        Ok(())
+    })
+}
+
+/// What the watchers saw.
+#[derive(Default)]
+struct Seen {
+    /// Send→arrival latency of each event, µs.
+    lat: Vec<u64>,
+    /// Events whose resourceVersion was not above the previous one's.
+    out_of_order: u64,
+    /// Lines that are not an ADDED event carrying the send timestamp.
+    other_lines: u64,
+    /// Watches that failed or ended early (protocol or I/O error, or the end of the stream).
+    broken: u64,
+}
+
+/// The line searches of a watcher.
+struct Needles {
+    sent: memchr::memmem::Finder<'static>,
+    rv: memchr::memmem::Finder<'static>,
+    added: memchr::memmem::Finder<'static>,
+}
+
+/// The digits right after `finder`'s needle in `line`.
+fn number_after(line: &[u8], finder: &memchr::memmem::Finder<'_>) -> Option<u64> {
+    let at = finder.find(line)? + finder.needle().len();
+    let rest = &line[at..];
+    let end = rest
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
+/// Where a chunked body decoder is.
+enum Chunked {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk, with this many data bytes to go.
+    Data(usize),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last (empty) chunk.
+    Done,
+}
+
+/// One watch on a plain HTTP/1.1 connection, read into a fixed buffer: the response head is
+/// checked (200, chunked), the chunked body decoded, and each line of the body handed to
+/// `line` with the time its bytes were read. A plain client (not hyper's, whose read buffers
+/// grow and are reallocated per connection) so the client costs as little as it can.
+struct RawWatch {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+    /// Bytes of `buf` read and not yet decoded: `buf[start..end]`.
+    start: usize,
+    end: usize,
+    state: Chunked,
+    /// Decoded body bytes not yet cut into lines.
+    body: Vec<u8>,
+}
+
+impl RawWatch {
+    async fn open(addr: std::net::SocketAddr, host: &str, path: &str) -> Result<RawWatch> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut w = RawWatch {
+            stream,
+            buf: vec![0; 64 * 1024],
+            start: 0,
+            end: 0,
+            state: Chunked::Size,
+            body: Vec::with_capacity(16 * 1024),
+        };
+        let head_end = loop {
+            if let Some(at) = memchr::memmem::find(&w.buf[..w.end], b"\r\n\r\n") {
+                break at;
+            }
+            if w.end == w.buf.len() {
+                bail!("response head too large");
+            }
+            let n = w.stream.read(&mut w.buf[w.end..]).await?;
+            if n == 0 {
+                bail!("connection closed before the response head");
+            }
+            w.end += n;
+        };
+        let head = String::from_utf8_lossy(&w.buf[..head_end]).to_ascii_lowercase();
+        if !head.starts_with("http/1.1 200") {
+            bail!("watch response: {}", head.lines().next().unwrap_or(""));
+        }
+        if !head.contains("\r\ntransfer-encoding: chunked") {
+            bail!("watch response is not chunked: {head}");
+        }
+        w.start = head_end + 4;
+        Ok(w)
+    }
+
+    /// Reads what the server sent, calls `line` for each complete line; `false` at the end of
+    /// the body.
+    async fn read(&mut self, mut line: impl FnMut(&[u8], u64)) -> Result<bool> {
+        use tokio::io::AsyncReadExt;
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            bail!("chunk-size line too long");
+        }
+        let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        if n == 0 {
+            bail!("connection closed mid-watch");
+        }
+        let now = unix_nanos();
+        self.end += n;
+        loop {
+            let avail = &self.buf[self.start..self.end];
+            match self.state {
+                Chunked::Size => {
+                    let Some(eol) = memchr::memmem::find(avail, b"\r\n") else {
+                        break;
+                    };
+                    let hex = avail[..eol].split(|b| *b == b';').next().unwrap_or(&[]);
+                    let size = std::str::from_utf8(hex)
+                        .ok()
+                        .and_then(|h| usize::from_str_radix(h.trim(), 16).ok())
+                        .context("bad chunk size")?;
+                    self.start += eol + 2;
+                    self.state = if size == 0 {
+                        Chunked::Done
+                    } else {
+                        Chunked::Data(size)
+                    };
+                }
+                Chunked::Data(left) => {
+                    if avail.is_empty() {
+                        break;
+                    }
+                    let take = left.min(avail.len());
+                    self.body.extend_from_slice(&avail[..take]);
+                    self.start += take;
+                    self.state = if take == left {
+                        Chunked::DataEnd
+                    } else {
+                        Chunked::Data(left - take)
+                    };
+                }
+                Chunked::DataEnd => {
+                    if avail.len() < 2 {
+                        break;
+                    }
+                    if &avail[..2] != b"\r\n" {
+                        bail!("chunk data not followed by CRLF");
+                    }
+                    self.start += 2;
+                    self.state = Chunked::Size;
+                }
+                Chunked::Done => break,
+            }
+        }
+        let mut from = 0;
+        while let Some(nl) = memchr::memchr(b'\n', &self.body[from..]) {
+            line(&self.body[from..from + nl], now);
+            from += nl + 1;
+        }
+        self.body.drain(..from);
+        Ok(!matches!(self.state, Chunked::Done))
+    }
+}
+
+/// `CAPSTAN_BENCH_CHILD=watchers`: `CAPSTAN_BENCH_WATCHERS` watches of
+/// `CAPSTAN_BENCH_WATCH_URL`; prints "ready" once all are open, then, after "done <writes>" on
+/// stdin and every event arrived (or 30 s), a JSON summary. One thread; each line is cut and
+/// searched with memchr (no JSON parsing), so the client keeps up with 1000 streams; every
+/// event is still counted, and its resourceVersion checked to rise.
+fn child_watchers() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let url: http::Uri = std::env::var("CAPSTAN_BENCH_WATCH_URL")?.parse()?;
         let n: usize = env_or("CAPSTAN_BENCH_WATCHERS", 1000);
-        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-        let lat: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
+        let host = url
+            .authority()
+            .context("watch URL without host")?
+            .to_string();
+        let path = url
+            .path_and_query()
+            .context("watch URL without path")?
+            .to_string();
+        let addr = tokio::net::lookup_host(&host)
+            .await?
+            .next()
+            .context("watch host")?;
+        let seen = Arc::new(Mutex::new(Seen::default()));
         let events = Arc::new(AtomicU64::new(0));
+        let needles = Arc::new(Needles {
+            sent: memchr::memmem::Finder::new(format!("\"{SENT_ANNOTATION}\":\"").as_bytes())
+                .into_owned(),
+            rv: memchr::memmem::Finder::new(b"\"resourceVersion\":\"").into_owned(),
+            added: memchr::memmem::Finder::new(b"\"type\":\"ADDED\"").into_owned(),
+        });
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<Result<()>>(n);
         let sem = Arc::new(tokio::sync::Semaphore::new(32));
         for _ in 0..n {
-            let (client, url, lat, events, ready_tx, sem) = (
-                client.clone(),
-                url.clone(),
-                lat.clone(),
+            let (host, path, seen, events, needles, ready_tx, sem) = (
+                host.clone(),
+                path.clone(),
+                seen.clone(),
                 events.clone(),
+                needles.clone(),
                 ready_tx.clone(),
                 sem.clone(),
             );
             tokio::spawn(async move {
                 let permit = sem.acquire_owned().await;
-                let req = http::Request::builder()
-                    .uri(&url)
-                    .body(Full::new(Bytes::new()))
-                    .map_err(anyhow::Error::from);
-                let resp = match req {
-                    Ok(req) => client.request(req).await.map_err(anyhow::Error::from),
-                    Err(e) => Err(e),
-                };
-                drop(permit);
-                let mut body = match resp {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = ready_tx.send(Ok(())).await;
-                        r.into_body()
-                    }
-                    Ok(r) => {
-                        let _ = ready_tx.send(Err(anyhow::anyhow!("{}", r.status()))).await;
-                        return;
-                    }
+                let mut w = match RawWatch::open(addr, &host, &path).await {
+                    Ok(w) => w,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e)).await;
                         return;
                     }
                 };
-                let mut buf: Vec<u8> = Vec::new();
-                let mut mine = Vec::new();
-                let needle = format!("\"{SENT_ANNOTATION}\":\"");
-                while let Some(Ok(frame)) = body.frame().await {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    let now = unix_nanos();
-                    buf.extend_from_slice(&data);
-                    while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = buf.drain(..=nl).collect();
-                        if let Some(at) = find(&line, needle.as_bytes()) {
-                            let rest = &line[at + needle.len()..];
-                            let digits: String = rest
-                                .iter()
-                                .take_while(|b| b.is_ascii_digit())
-                                .map(|b| *b as char)
-                                .collect();
-                            if let Ok(sent) = digits.parse::<u64>() {
-                                mine.push(now.saturating_sub(sent) / 1000);
-                                events.fetch_add(1, Ordering::Relaxed);
+                drop(permit);
+                let _ = ready_tx.send(Ok(())).await;
+                let mut mine = Seen::default();
+                let mut last_rv = 0u64;
+                loop {
+                    let mut got = 0;
+                    let r = w
+                        .read(|line, now| {
+                            let (Some(t), true) = (
+                                number_after(line, &needles.sent),
+                                needles.added.find(line).is_some(),
+                            ) else {
+                                mine.other_lines += 1;
+                                return;
+                            };
+                            let rv = number_after(line, &needles.rv).unwrap_or(0);
+                            if rv <= last_rv {
+                                mine.out_of_order += 1;
                             }
+                            last_rv = rv;
+                            mine.lat.push(now.saturating_sub(t) / 1000);
+                            got += 1;
+                        })
+                        .await;
+                    if let Ok(mut s) = seen.lock() {
+                        s.lat.append(&mut mine.lat);
+                        s.out_of_order += std::mem::take(&mut mine.out_of_order);
+                        s.other_lines += std::mem::take(&mut mine.other_lines);
+                        if !matches!(r, Ok(true)) {
+                            s.broken += 1;
                         }
                     }
-                    if !mine.is_empty()
-                        && let Ok(mut l) = lat.lock()
-                    {
-                        l.append(&mut mine);
+                    events.fetch_add(got, Ordering::Relaxed);
+                    match r {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            eprintln!("  watcher: {e:#}");
+                            break;
+                        }
                     }
                 }
             });
@@ -691,12 +1008,15 @@ fn child_watchers() -> Result<()> {
             }
         }
         println!("ready");
+        let cpu_ready = cpu_secs("/proc/self/stat");
         // Wait for "done <writes>" from the parent, then for every event (bounded).
-        let line = tokio::task::spawn_blocking(|| {
+        let (tx, done) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
             let mut s = String::new();
-            std::io::stdin().read_line(&mut s).map(|_| s)
-        })
-        .await??;
+            let _ = std::io::stdin().read_line(&mut s);
+            let _ = tx.send(s);
+        });
+        let line = done.await.unwrap_or_default();
         let writes: u64 = line
             .trim()
             .strip_prefix("done ")
@@ -707,7 +1027,10 @@ fn child_watchers() -> Result<()> {
         while events.load(Ordering::Relaxed) < want && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let mut all = lat.lock().map(|l| l.clone()).unwrap_or_default();
+        let (mut all, out_of_order, other_lines, broken) = seen
+            .lock()
+            .map(|s| (s.lat.clone(), s.out_of_order, s.other_lines, s.broken))
+            .unwrap_or_default();
         all.sort_unstable();
         let p = |q: f64| {
             all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
@@ -718,15 +1041,25 @@ fn child_watchers() -> Result<()> {
             "{}",
             serde_json::json!({
                 "events": events.load(Ordering::Relaxed),
+                "out_of_order": out_of_order, "other_lines": other_lines, "broken": broken,
                 "p50_us": p(0.5), "p99_us": p(0.99), "max_us": all.last().copied().unwrap_or(0),
+                "cpu_s": cpu_secs("/proc/self/stat") - cpu_ready,
             })
         );
         std::process::exit(0)
     })
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// User + system CPU time of a process, from its `/proc/<pid>/stat`, in seconds.
+fn cpu_secs(stat: &str) -> f64 {
+    let text = std::fs::read_to_string(stat).unwrap_or_default();
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the file (11 and 12 after the name), in clock
+    // ticks of 1/100 s on Linux.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -817,26 +1150,33 @@ fn report(all: &[StoreResults]) {
         }
         if part("watch") {
             println!(
-                "| {} | {} watchers, p99 delivery (p50, max) | {} ms ({} / {}) | ≤ 50 ms | {} |",
+                "| {} | {} watchers, p99 delivery (p50, max; CPU s server / watchers) | {} ms ({} / {}; {:.1} / {:.1}) | ≤ 50 ms | {} |",
                 r.name,
                 r.watchers,
                 ms(r.watch_p99),
                 ms(r.watch_p50),
                 ms(r.watch_max),
+                r.watch_cpu_s.0,
+                r.watch_cpu_s.1,
                 verdict(
-                    r.watch_p99 <= Duration::from_millis(50) && r.watch_events == r.watch_expected
+                    r.watch_p99 <= Duration::from_millis(50)
+                        && r.watch_events == r.watch_expected
+                        && r.watch_bad == 0
                 )
             );
             println!(
-                "| {} | watch events delivered | {} / {} | all | {} |",
+                "| {} | watch events delivered (out of order or unexpected lines: {}) | {} / {} | all | {} |",
                 r.name,
+                r.watch_bad,
                 r.watch_events,
                 r.watch_expected,
-                verdict(r.watch_events == r.watch_expected)
+                verdict(r.watch_events == r.watch_expected && r.watch_bad == 0)
             );
             println!(
-                "| {} | RSS per idle watcher | {:.1} kB | ≤ 10 kB | {} |",
+                "| {} | RSS per idle watcher (fresh server process: VmRSS {:.1} → {:.1} MB) | {:.1} kB | ≤ 10 kB | {} |",
                 r.name,
+                r.watch_rss_kb.0 as f64 / 1024.0,
+                r.watch_rss_kb.1 as f64 / 1024.0,
                 r.watch_rss_per_watcher_b / 1024.0,
                 verdict(r.watch_rss_per_watcher_b <= 10.0 * 1024.0)
             );
@@ -846,8 +1186,10 @@ fn report(all: &[StoreResults]) {
 }
 
 fn main() -> Result<()> {
-    if std::env::var("CAPSTAN_BENCH_CHILD").as_deref() == Ok("watchers") {
-        return child_watchers();
+    match std::env::var("CAPSTAN_BENCH_CHILD").as_deref() {
+        Ok("watchers") => return child_watchers(),
+        Ok("server") => return child_server(),
+        _ => {}
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

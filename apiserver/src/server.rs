@@ -289,6 +289,10 @@ pub async fn run_with_store(
             kubeconfig: None,
         });
         let app = app.layer(axum::Extension(crate::tls::Identity::insecure_admin()));
+        // As on TLS: no Nagle delay on watch streams' small writes.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await

@@ -536,6 +536,97 @@ async fn watch_from_compacted_or_future_revisions(s: &TestServer) -> anyhow::Res
     Ok(())
 }
 
+/// A burst of events (served from the shared feed's backlog, so they are all ready at once and
+/// written together) still arrives as one JSON event per line, in order; objects entering and
+/// leaving the label selector are ADDED and DELETED; Table watches send headers once.
+async fn watch_lines_and_selector_transitions(s: &TestServer) -> anyhow::Result<()> {
+    let cms: Api<ConfigMap> = Api::namespaced(s.client.clone(), "default");
+    let start = cms
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    let cm = |name: &str, app: &str| -> anyhow::Result<ConfigMap> {
+        Ok(serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": {"app": app}}}),
+        )?)
+    };
+    let relabel = |app: &str| Patch::Merge(json!({"metadata": {"labels": {"app": app}}}));
+    let pp = PostParams::default();
+    let mut want: Vec<(&str, String)> = Vec::new();
+    cms.create(&pp, &cm("sel-a", "in")?).await?;
+    want.push(("ADDED", "sel-a".into()));
+    cms.create(&pp, &cm("sel-b", "out")?).await?;
+    cms.patch("sel-a", &PatchParams::default(), &relabel("out"))
+        .await?;
+    want.push(("DELETED", "sel-a".into()));
+    cms.patch("sel-b", &PatchParams::default(), &relabel("in"))
+        .await?;
+    want.push(("ADDED", "sel-b".into()));
+    cms.patch(
+        "sel-b",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "v"}})),
+    )
+    .await?;
+    want.push(("MODIFIED", "sel-b".into()));
+    cms.delete("sel-a", &DeleteParams::default()).await?;
+    for i in 0..40 {
+        let name = format!("sel-n{i:02}");
+        cms.create(&pp, &cm(&name, "in")?).await?;
+        want.push(("ADDED", name));
+    }
+    cms.delete("sel-b", &DeleteParams::default()).await?;
+    want.push(("DELETED", "sel-b".into()));
+
+    let path = format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&labelSelector=app%3Din&resourceVersion={start}&timeoutSeconds=2"
+    );
+    let (code, text) = s.raw("GET", &path, "", vec![]).await?;
+    anyhow::ensure!(code == 200, "{code} {text}");
+    let mut got = Vec::new();
+    let mut last_rv = 0u64;
+    for line in text.lines() {
+        let ev: Value = serde_json::from_str(line)?;
+        let rv: u64 = ev["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .parse()?;
+        anyhow::ensure!(rv > last_rv, "resourceVersion {rv} after {last_rv}");
+        last_rv = rv;
+        got.push((
+            ev["type"].as_str().unwrap_or("").to_string(),
+            ev["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        ));
+    }
+    let want: Vec<(String, String)> = want.into_iter().map(|(t, n)| (t.into(), n)).collect();
+    anyhow::ensure!(got == want, "got {got:?}");
+
+    let (code, _, text) = s
+        .raw_with_accept(&path, "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .await?;
+    anyhow::ensure!(code == 200, "{code} {text}");
+    let tables: Vec<Value> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(tables.len() == want.len(), "{} lines", tables.len());
+    for (i, t) in tables.iter().enumerate() {
+        let headers = t["object"]["columnDefinitions"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty());
+        anyhow::ensure!(
+            t["object"]["kind"] == "Table" && headers == (i == 0),
+            "line {i}: {t}"
+        );
+    }
+    Ok(())
+}
+
 macro_rules! api_suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -578,4 +669,5 @@ api_suite!(
     terminating_namespace_refuses_new_objects,
     discovery_and_tables,
     watch_from_compacted_or_future_revisions,
+    watch_lines_and_selector_transitions,
 );

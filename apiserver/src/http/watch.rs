@@ -4,14 +4,16 @@
 //! ERROR event (410 Expired), as upstream sends it; bookmarks when asked.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
 use super::handlers::Ctx;
@@ -158,62 +160,77 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         Err(e) => return Err(e),
     };
 
-    let deadline = tokio::time::Instant::now() + timeout;
-    let state = WatchLoop {
-        events,
-        enc,
-        last_rv: start,
-        bookmarks,
-        deadline,
-        next_bookmark: tokio::time::Instant::now() + BOOKMARK_EVERY,
-        done: false,
-    };
-    let live = futures::stream::unfold(state, |mut s| async move {
-        let line = s.step().await?;
-        Some((line, s))
-    });
+    let live = WatchLoop::new(events, enc, start, timeout, bookmarks);
     let all = futures::stream::iter(initial).chain(live).boxed();
     Ok(stream_response(all))
 }
 
+/// Lines of one watch after its initial events: store events, bookmarks, and the end at the
+/// deadline. The timers live as long as the watch instead of being re-armed per event. Each
+/// event is its own frame, the `Bytes` shared with every watcher of the event: hyper gathers
+/// the frames that are ready at once into one vectored write, without copying them.
 struct WatchLoop {
     events: ObjectWatch,
     enc: Encoder,
     last_rv: i64,
-    bookmarks: bool,
-    deadline: tokio::time::Instant,
-    next_bookmark: tokio::time::Instant,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// When the next bookmark is due (only for clients that allow them).
+    bookmark: Option<Pin<Box<tokio::time::Sleep>>>,
     done: bool,
 }
 
 impl WatchLoop {
-    /// The next line to send, or `None` when the watch is over.
-    async fn step(&mut self) -> Option<Bytes> {
-        if self.done {
-            return None;
+    fn new(
+        events: ObjectWatch,
+        enc: Encoder,
+        start: i64,
+        timeout: Duration,
+        bookmarks: bool,
+    ) -> Self {
+        let now = tokio::time::Instant::now();
+        WatchLoop {
+            events,
+            enc,
+            last_rv: start,
+            deadline: Box::pin(tokio::time::sleep_until(now + timeout)),
+            bookmark: bookmarks.then(|| Box::pin(tokio::time::sleep_until(now + BOOKMARK_EVERY))),
+            done: false,
         }
-        let bookmark_at = if self.bookmarks {
-            self.next_bookmark
-        } else {
-            self.deadline
-        };
-        tokio::select! {
-            ev = self.events.next() => match ev {
-                Some(Ok(ev)) => {
-                    self.last_rv = ev.revision;
-                    Some(self.enc.event(ev))
-                }
-                Some(Err(e)) => {
-                    self.done = true;
-                    Some(self.enc.error(&e))
-                }
-                None => None,
-            },
-            _ = tokio::time::sleep_until(self.deadline) => None,
-            _ = tokio::time::sleep_until(bookmark_at), if self.bookmarks => {
-                self.next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
-                Some(self.enc.bookmark(self.last_rv))
+    }
+}
+
+impl Stream for WatchLoop {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let this = self.get_mut();
+        if this.done || this.deadline.as_mut().poll(cx).is_ready() {
+            this.done = true;
+            return Poll::Ready(None);
+        }
+        // Checked before the events, so a busy watch still gets its bookmarks.
+        if let Some(b) = &mut this.bookmark
+            && b.as_mut().poll(cx).is_ready()
+        {
+            b.as_mut()
+                .reset(tokio::time::Instant::now() + BOOKMARK_EVERY);
+            return Poll::Ready(Some(this.enc.bookmark(this.last_rv)));
+        }
+        match this.events.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(ev))) => {
+                this.last_rv = ev.revision;
+                Poll::Ready(Some(this.enc.event(ev)))
             }
+            Poll::Ready(Some(Err(e))) => {
+                // The error is the last line of the watch.
+                this.done = true;
+                Poll::Ready(Some(this.enc.error(&e)))
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
 
 use bytes::Bytes;
 use capstan_store::{AnyStore, EventKind, Revision, Store, StoreError, WatchEvent};
@@ -165,7 +165,9 @@ pub struct SharedEvent {
     object: Arc<Object>,
     /// The previous state of an update.
     prev: Option<Arc<Object>>,
-    /// Encoded lines, per (served resource, event type).
+    /// The first encoded line (what almost every watcher of the event asks for), without a
+    /// lock; then the lines of other (served resource, event type) pairs.
+    first_line: OnceLock<(usize, EventType, Bytes)>,
     lines: Mutex<Vec<(usize, EventType, Bytes)>>,
 }
 
@@ -178,12 +180,20 @@ impl SharedEvent {
         encode: impl FnOnce() -> Bytes,
     ) -> Bytes {
         let id = std::ptr::from_ref(def) as usize;
+        let mut encode = Some(encode);
+        let (d, k, b) = self.first_line.get_or_init(|| {
+            let b = encode.take().map(|f| f()).unwrap_or_default();
+            (id, kind, b)
+        });
+        if *d == id && *k == kind {
+            return b.clone();
+        }
         if let Ok(lines) = self.lines.lock()
             && let Some((_, _, b)) = lines.iter().find(|(d, k, _)| *d == id && *k == kind)
         {
             return b.clone();
         }
-        let b = encode();
+        let b = encode.map(|f| f()).unwrap_or_default();
         if let Ok(mut lines) = self.lines.lock() {
             lines.push((id, kind, b.clone()));
         }
@@ -238,6 +248,7 @@ fn decode_shared(ev: &WatchEvent) -> Result<SharedEvent, ApiError> {
         key: ev.kv.key.clone(),
         object: Arc::new(object),
         prev,
+        first_line: OnceLock::new(),
         lines: Mutex::new(Vec::new()),
     })
 }

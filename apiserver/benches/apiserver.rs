@@ -15,7 +15,9 @@
 //!    resourceVersion checked to rise) and the server process's VmRSS growth per idle watcher
 //!    (fresh, so no heap freed by earlier parts hides it). The watchers are another child process
 //!    (`CAPSTAN_BENCH_CHILD=watchers`, one thread, lines cut with memchr, no JSON parsing);
-//! 4. LIST of 10k pods in one namespace: latency, and this process's VmRSS/VmHWM before/after.
+//! 4. LIST of 10k pods in one namespace: latency, and this process's VmRSS/VmHWM before/after,
+//!    next to the floor: the same prefix read with `Store::list` and, on etcd, a raw
+//!    `etcd-client` range get.
 //!
 //! Prints a markdown table with the targets next to the figures.
 //!
@@ -39,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use capstan_apiserver::server::{self, Args};
-use capstan_store::{AnyStore, Datastore, Store, StoreConfig};
+use capstan_store::{AnyStore, Datastore, ListOptions, Store, StoreConfig};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -300,6 +302,10 @@ struct StoreResults {
     list_bytes: usize,
     list_rss_growth_kb: i64,
     list_hwm_growth_kb: i64,
+    /// The floor: p50 of 5 of the same prefix read through `Store::list`, and on etcd with a
+    /// raw `etcd-client` range get.
+    list_store_p50: Duration,
+    list_raw_etcd_p50: Option<Duration>,
     watchers: usize,
     watch_rss_per_watcher_b: f64,
     /// The watch server process's VmRSS before / with the idle watchers, kB.
@@ -520,13 +526,45 @@ async fn bench_store(
             lat.push(d);
         }
         res.list_p50 = pct(&mut lat, 0.5);
+        // The floor: the same prefix read from the store, interleaved with nothing else.
+        let prefix = "/registry/pods/bench-list/";
+        let mut lat = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            let got = srv.store.list(prefix, ListOptions::default()).await?;
+            lat.push(t.elapsed());
+            if got.items.len() != list_n {
+                bail!("Store::list returned {} items", got.items.len());
+            }
+        }
+        res.list_store_p50 = pct(&mut lat, 0.5);
+        if let Some(etcd) = &raw_etcd {
+            let mut kv = etcd
+                .kv_client()
+                .max_decoding_message_size(i32::MAX as usize);
+            let mut lat = Vec::new();
+            for _ in 0..5 {
+                let t = Instant::now();
+                let got = kv
+                    .get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
+                    .await?;
+                lat.push(t.elapsed());
+                if got.kvs().len() != list_n {
+                    bail!("raw etcd range returned {} items", got.kvs().len());
+                }
+            }
+            res.list_raw_etcd_p50 = Some(pct(&mut lat, 0.5));
+        }
         eprintln!(
-            "  [{name}] LIST {list_n}: first {:?}, p50 {:?}, {} bytes, RSS +{} kB, HWM +{} kB",
+            "  [{name}] LIST {list_n}: first {:?}, p50 {:?}, {} bytes, RSS +{} kB, HWM +{} kB; \
+             Store::list p50 {:?}, raw etcd range p50 {:?}",
             res.list_first,
             res.list_p50,
             res.list_bytes,
             res.list_rss_growth_kb,
-            res.list_hwm_growth_kb
+            res.list_hwm_growth_kb,
+            res.list_store_p50,
+            res.list_raw_etcd_p50,
         );
     }
 
@@ -1139,6 +1177,20 @@ fn report(all: &[StoreResults]) {
                 ms(r.list_first),
                 ms(r.list_p50),
                 verdict(r.list_p50 <= Duration::from_millis(200))
+            );
+            let ratio = |floor: Duration| r.list_p50.as_secs_f64() / floor.as_secs_f64().max(1e-9);
+            println!(
+                "| {} | LIST {} p50 ÷ floor: Store::list p50 {} ms{} | {:.2}×{} | – | – |",
+                r.name,
+                r.list_n,
+                ms(r.list_store_p50),
+                r.list_raw_etcd_p50.map_or(String::new(), |e| format!(
+                    "; raw etcd range get p50 {} ms",
+                    ms(e)
+                )),
+                ratio(r.list_store_p50),
+                r.list_raw_etcd_p50
+                    .map_or(String::new(), |e| format!(" ({:.2}× raw etcd)", ratio(e))),
             );
             println!(
                 "| {} | LIST {} RSS growth (VmRSS / VmHWM) | +{:.1} / +{:.1} MB | – | – |",

@@ -10,6 +10,7 @@ pub mod object;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod rawobj;
 pub mod registry;
 pub mod resources;
 pub mod selectors;

@@ -211,17 +211,13 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 pub async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     ctx.verb_allowed("list")?;
     let params = ctx.list_params()?;
+    let include_object = ctx.include_object()?;
     let list = ctx
         .state
         .registry
-        .list(ctx.target.def, ctx.ns(), &params)
+        .list_raw(ctx.target.def, ctx.ns(), &params)
         .await?;
-    Ok(response::list(
-        ctx.target.def,
-        list,
-        ctx.format(),
-        ctx.include_object()?,
-    ))
+    response::raw_list(ctx.target.def, list, ctx.format(), include_object)
 }
 
 pub async fn create(ctx: &Ctx<'_>, body: bytes::Bytes) -> Result<Response, ApiError> {

@@ -1,14 +1,19 @@
 //! Encoding answers: objects and lists in the client's version, as JSON, YAML or a
 //! server-side Table when the client asks for one.
 
+use std::convert::Infallible;
+
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::convert;
 use crate::error::ApiError;
 use crate::object::Object;
-use crate::registry::ObjectList;
+use crate::registry::{ObjectList, RawList};
 use crate::resources::ResourceDef;
 use crate::table::{IncludeObject, ListMeta};
 
@@ -112,7 +117,115 @@ fn list_meta_value(rv: i64, cont: Option<&str>) -> Value {
     Value::Object(m)
 }
 
-/// A list in the client's version.
+/// Size of the pieces a JSON list answer is written in.
+const LIST_CHUNK: usize = 256 * 1024;
+
+/// A list in the client's version, from the items as stored. JSON is written in upstream's
+/// field order (`kind`, `apiVersion`, `metadata`, `items`) with each item the bytes GET
+/// answers for it: its stored JSON with the resourceVersion spliced in (`rawobj::served`), or,
+/// for items that need converting to the client's version, decoded, converted and encoded.
+/// Large answers are streamed in [`LIST_CHUNK`] pieces as the client reads, each item's
+/// stored value freed once written. YAML and Table decode every item.
+pub fn raw_list(
+    def: &'static ResourceDef,
+    list: RawList,
+    format: Format,
+    include_object: IncludeObject,
+) -> Result<Response, ApiError> {
+    if format != Format::Json {
+        return Ok(self::list(def, list.decode()?, format, include_object));
+    }
+    let json = |v: &str| serde_json::to_string(v).unwrap_or_default();
+    let (api_version, kind) = (json(&def.api_version()), json(def.kind));
+    // Every item is made ready before the status is sent, so a bad one is still a clean error.
+    let mut items = Vec::with_capacity(list.items.len());
+    for kv in list.items {
+        let pieces = match crate::rawobj::served(
+            &kv.value,
+            kv.mod_revision,
+            api_version.as_bytes(),
+            kind.as_bytes(),
+        ) {
+            Some(pieces) => pieces,
+            None => {
+                let obj = convert::from_storage(def, crate::registry::decode_kv(&kv)?);
+                let bytes = serde_json::to_vec(&obj)
+                    .map_err(|e| ApiError::Internal(format!("encoding JSON: {e}")))?;
+                [Bytes::from(bytes), Bytes::new(), Bytes::new()]
+            }
+        };
+        items.push(pieces);
+    }
+    let mut head = format!(
+        "{{\"kind\":{},\"apiVersion\":{api_version},\"metadata\":{{\"resourceVersion\":\"{}\"",
+        json(&format!("{}List", def.kind)),
+        list.resource_version
+    );
+    if let Some(c) = &list.continue_token {
+        head.push_str(&format!(",\"continue\":{}", json(c)));
+    }
+    if let Some(n) = list.remaining {
+        head.push_str(&format!(",\"remainingItemCount\":{n}"));
+    }
+    head.push_str("},\"items\":[");
+    let mut chunks = ListChunks {
+        head: Some(Bytes::from(head)),
+        items: items.into_iter(),
+        first: true,
+        done: false,
+    };
+    let first = chunks.next().unwrap_or_default();
+    let body = if chunks.done {
+        Body::from(first)
+    } else {
+        let rest = futures::stream::iter(chunks.map(Ok::<_, Infallible>));
+        Body::from_stream(futures::stream::once(async { Ok(first) }).chain(rest))
+    };
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+/// The body of a JSON list: the envelope's head, the items (comma-separated), the end.
+struct ListChunks {
+    head: Option<Bytes>,
+    items: std::vec::IntoIter<[Bytes; 3]>,
+    first: bool,
+    done: bool,
+}
+
+impl Iterator for ListChunks {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let mut buf = BytesMut::with_capacity(LIST_CHUNK + 64 * 1024);
+        if let Some(head) = self.head.take() {
+            buf.extend_from_slice(&head);
+        }
+        while buf.len() < LIST_CHUNK {
+            let Some(pieces) = self.items.next() else {
+                buf.extend_from_slice(b"]}\n");
+                self.done = true;
+                break;
+            };
+            if !std::mem::take(&mut self.first) {
+                buf.extend_from_slice(b",");
+            }
+            for p in &pieces {
+                buf.extend_from_slice(p);
+            }
+        }
+        Some(buf.freeze())
+    }
+}
+
+/// A list in the client's version, from decoded items (YAML and Table answers).
 pub fn list(
     def: &'static ResourceDef,
     list: ObjectList,

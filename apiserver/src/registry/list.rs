@@ -3,7 +3,7 @@
 //! current, but not older than asked).
 
 use base64::Engine;
-use capstan_store::{ListOptions, Revision, Store, StoreError};
+use capstan_store::{KeyValue, ListOptions, Revision, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::{Registry, decode_kv, storage, strategy};
@@ -28,6 +28,28 @@ pub struct ObjectList {
     pub resource_version: Revision,
     pub continue_token: Option<String>,
     pub remaining: Option<i64>,
+}
+
+/// A list as the store returned it: the selected key-values, not decoded (their values lack
+/// `resourceVersion`; [`decode_kv`] or `rawobj::served` add it).
+#[derive(Debug)]
+pub struct RawList {
+    pub items: Vec<KeyValue>,
+    pub resource_version: Revision,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+impl RawList {
+    /// Decode every item.
+    pub fn decode(self) -> Result<ObjectList, ApiError> {
+        Ok(ObjectList {
+            items: self.items.iter().map(decode_kv).collect::<Result<_, _>>()?,
+            resource_version: self.resource_version,
+            continue_token: self.continue_token,
+            remaining: self.remaining,
+        })
+    }
 }
 
 /// The continue token: the revision of the first page and the last key returned.
@@ -94,12 +116,47 @@ impl Registry {
         Ok(true)
     }
 
+    /// Does the stored `kv` pass the selectors? Label selectors alone read only the stored
+    /// labels; field selectors decode the object.
+    fn selected_kv(
+        def: &ResourceDef,
+        kv: &KeyValue,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Result<bool, ApiError> {
+        if fields.is_empty() {
+            if labels.is_empty() {
+                return Ok(true);
+            }
+            match crate::rawobj::labels(&kv.value) {
+                Some(None) => return Ok(labels.matches(|_| None)),
+                Some(Some(raw)) => {
+                    if let Ok(map) = serde_json::from_slice::<object::Object>(raw) {
+                        return Ok(labels.matches(|k| map.get(k).and_then(|v| v.as_str())));
+                    }
+                }
+                None => {}
+            }
+        }
+        Self::selected(def, &decode_kv(kv)?, labels, fields)
+    }
+
     pub async fn list(
         &self,
         def: &'static ResourceDef,
         ns: Option<&str>,
         params: &ListParams,
     ) -> Result<ObjectList, ApiError> {
+        self.list_raw(def, ns, params).await?.decode()
+    }
+
+    /// LIST without decoding: the selected items as stored.
+    pub async fn list_raw(
+        &self,
+        def: &'static ResourceDef,
+        ns: Option<&str>,
+        params: &ListParams,
+    ) -> Result<RawList, ApiError> {
         let def = storage(def);
         // Reject unknown field selectors up front, even on an empty collection.
         for req in &params.fields.0 {
@@ -177,28 +234,26 @@ impl Registry {
                 other => ApiError::from(other),
             })?;
             read_at = Some(res.revision);
-            let mut last_key = None;
-            for kv in &res.items {
-                last_key = Some(kv.key.clone());
+            let page_last = res.items.last().map(|kv| kv.key.clone());
+            for kv in res.items {
                 // An exact-name read must not match a longer key with the same prefix.
                 if let Some(name) = &pinned
                     && kv.key != self.key(def, ns, name)
                 {
                     continue;
                 }
-                let obj = decode_kv(kv)?;
-                if Self::selected(def, &obj, &params.labels, &params.fields)? {
-                    items.push(obj);
+                if Self::selected_kv(def, &kv, &params.labels, &params.fields)? {
+                    let key = kv.key.clone();
+                    items.push(kv);
                     if limit.is_some_and(|l| items.len() as u64 >= l) {
-                        next_after = Some(kv.key.clone());
+                        next_after = Some(key);
                         break;
                     }
                 }
             }
             if next_after.is_some() {
                 // Only hand out a token when something may follow.
-                let page_last = res.items.last().map(|kv| kv.key.as_str());
-                let more_in_page = next_after.as_deref() != page_last || res.more;
+                let more_in_page = next_after != page_last || res.more;
                 if !more_in_page {
                     next_after = None;
                 }
@@ -207,10 +262,10 @@ impl Registry {
             if !res.more {
                 break;
             }
-            after = last_key;
+            after = page_last;
         }
         let resource_version = read_at.unwrap_or(0);
-        Ok(ObjectList {
+        Ok(RawList {
             items,
             resource_version,
             continue_token: next_after.map(|k| encode_token(resource_version, &k)),

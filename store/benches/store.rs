@@ -1,16 +1,20 @@
 //! Store benchmark: `cargo bench -p capstan-store --bench store [-- PART...]`.
 //!
-//! Parts (default: both):
+//! Parts (default: all):
 //! - `throughput`: starts its own single-member etcd (capstan-testkit), then measures creates of
 //!   2 KiB values at concurrency 1, 16 and 256 for raw `etcd-client` puts (the floor), the
 //!   same create txn the etcd backend sends (raw, for reference), the etcd backend and the SQLite backend (a file in a temp dir, same disk as etcd's data dir); prints
 //!   ops/s, p50/p99 latency and the ratio to raw etcd at the same concurrency.
+//! - `list`: one prefix of 10k values of 3400 bytes (pod-sized) listed whole, median and
+//!   minimum of 15 rounds, for raw etcd-client range gets (the floor), the etcd backend and
+//!   the SQLite backend. Knobs: `CAPSTAN_BENCH_LIST_N`, `CAPSTAN_BENCH_LIST_VALUE_BYTES`,
+//!   `CAPSTAN_BENCH_LIST_ROUNDS`.
 //! - `idle`: runs `capstan-store-tool heartbeat` (one key updated every interval) on a fresh
 //!   SQLite file and reports the writer process's /proc/<pid>/io `write_bytes` and `wchar`
 //!   deltas, extrapolated to one hour.
 //!
 //! Knobs (environment):
-//! - `CAPSTAN_BENCH_PARTS=throughput,idle` (or positional args after `--`)
+//! - `CAPSTAN_BENCH_PARTS=throughput,list,idle` (or positional args after `--`)
 //! - `CAPSTAN_BENCH_BACKENDS=raw,rawtxn,etcd,sqlite` (`rawtxn`: the backend's guarded create
 //!   txn sent with etcd-client directly, to separate etcd's txn cost from the backend's), `CAPSTAN_BENCH_CONCURRENCY=1,16,256`
 //! - `CAPSTAN_BENCH_OPS_C1=2000`, `CAPSTAN_BENCH_OPS=20000` (ops per cell at c=1 / c>1)
@@ -576,17 +580,130 @@ fn idle() -> Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+// list
+
+/// Median and minimum of `rounds` runs of `f`.
+async fn timed<F, Fut>(rounds: usize, mut f: F) -> Result<(Duration, Duration)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<usize>>,
+{
+    let mut v = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        f().await?;
+        v.push(t.elapsed());
+    }
+    v.sort();
+    Ok((v[v.len() / 2], v[0]))
+}
+
+/// Full-prefix list of N values (pods-sized), for each backend, next to a raw etcd-client
+/// range get of the same keys and values (the floor).
+async fn list() -> Result<()> {
+    let n: usize = env_or("CAPSTAN_BENCH_LIST_N", 10_000);
+    let value_bytes: usize = env_or("CAPSTAN_BENCH_LIST_VALUE_BYTES", 3400);
+    let rounds: usize = env_or("CAPSTAN_BENCH_LIST_ROUNDS", 15);
+    let value: Bytes = (0..value_bytes)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let cluster = tokio::task::spawn_blocking(|| capstan_testkit::EtcdCluster::start(1))
+        .await?
+        .context("starting etcd")?;
+    let endpoints = cluster.endpoints();
+    let tmp = tempfile::Builder::new()
+        .prefix("capstan-bench-list-")
+        .tempdir()?;
+    let config = StoreConfig {
+        compaction_interval: None,
+        ..StoreConfig::default()
+    };
+    println!(
+        "# store list: one prefix of {n} values of {value_bytes} bytes, median (min) of {rounds}\n\n| backend | median ms | min ms | ÷ raw etcd range (median) |\n|---|---:|---:|---:|"
+    );
+    let sqlite = Arc::new(
+        capstan_store::sqlite::SqliteStore::open(&tmp.path().join("state.db"), config.clone())
+            .await?,
+    );
+    let etcd = Arc::new(capstan_store::etcd::EtcdStore::connect(&endpoints, config).await?);
+    let raw = etcd_client::Client::connect(&endpoints, None).await?;
+    let prefix = "/registry/pods/bench-list/";
+    async fn fill<S: Store>(s: &Arc<S>, prefix: &str, n: usize, value: &Bytes) -> Result<()> {
+        let mut next = 0;
+        while next < n {
+            let batch: Vec<_> = (next..(next + 64).min(n))
+                .map(|i| {
+                    let (s, key, value) = (s.clone(), format!("{prefix}p-{i:06}"), value.clone());
+                    tokio::spawn(async move { s.create(&key, value).await })
+                })
+                .collect();
+            for h in batch {
+                h.await??;
+            }
+            next += 64;
+        }
+        Ok(())
+    }
+    fill(&sqlite, prefix, n, &value).await?;
+    fill(&etcd, prefix, n, &value).await?;
+    let count = |got: usize| {
+        if got == n {
+            Ok(got)
+        } else {
+            Err(anyhow::anyhow!("listed {got} items, want {n}"))
+        }
+    };
+    let (raw_med, raw_min) = timed(rounds, || {
+        // Same decode limit as the backend (etcd's own send limit).
+        let mut kv = raw.kv_client().max_decoding_message_size(i32::MAX as usize);
+        async move {
+            let r = kv
+                .get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
+                .await?;
+            count(r.kvs().len())
+        }
+    })
+    .await?;
+    let (etcd_med, etcd_min) = timed(rounds, || {
+        let s = etcd.clone();
+        async move { count(s.list(prefix, Default::default()).await?.items.len()) }
+    })
+    .await?;
+    let (sq_med, sq_min) = timed(rounds, || {
+        let s = sqlite.clone();
+        async move { count(s.list(prefix, Default::default()).await?.items.len()) }
+    })
+    .await?;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for (name, med, min) in [
+        ("raw etcd range", raw_med, raw_min),
+        ("etcd backend", etcd_med, etcd_min),
+        ("SQLite backend", sq_med, sq_min),
+    ] {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.2}× |",
+            ms(med),
+            ms(min),
+            ms(med) / ms(raw_med).max(1e-9)
+        );
+    }
+    drop(cluster);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let mut parts: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
     if parts.is_empty() {
-        parts = env_list("CAPSTAN_BENCH_PARTS", "throughput,idle");
+        parts = env_list("CAPSTAN_BENCH_PARTS", "throughput,list,idle");
     }
     for p in &parts {
-        if p != "throughput" && p != "idle" {
-            bail!("unknown part {p:?}: expected throughput and/or idle");
+        if !["throughput", "list", "idle"].contains(&p.as_str()) {
+            bail!("unknown part {p:?}: expected throughput, list and/or idle");
         }
     }
     if parts.iter().any(|p| p == "throughput") {
@@ -594,6 +711,12 @@ fn main() -> Result<()> {
             .enable_all()
             .build()?;
         rt.block_on(throughput())?;
+    }
+    if parts.iter().any(|p| p == "list") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(list())?;
     }
     if parts.iter().any(|p| p == "idle") {
         idle()?;

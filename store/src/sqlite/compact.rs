@@ -39,7 +39,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::schema::{KIND_DELETE, META_COMPACT_CURSOR, PAGE_SIZE, meta_set};
+use super::schema::{KIND_DELETE, META_COMPACT_CURSOR, meta_set};
 use super::writer::{Shared, WriterHandle};
 use crate::{Result, Revision, StoreConfig, StoreError};
 
@@ -185,9 +185,10 @@ fn delete_step(
 }
 
 /// Whether `free` free pages out of `pages` are worth an incremental vacuum.
-fn vacuum_worthwhile(free: i64, pages: i64) -> bool {
+/// `page_size` is the file's own (a file created by an older build keeps its page size).
+fn vacuum_worthwhile(free: i64, pages: i64, page_size: i64) -> bool {
     free.saturating_mul(VACUUM_MIN_FREE_FRACTION) > pages
-        && free.saturating_mul(i64::from(PAGE_SIZE)) > VACUUM_MIN_FREE_BYTES
+        && free.saturating_mul(page_size) > VACUUM_MIN_FREE_BYTES
 }
 
 /// One incremental-vacuum step; true when done: the free list is empty, stopped
@@ -199,7 +200,8 @@ fn vacuum_step(conn: &Connection, vacuuming: &mut bool) -> rusqlite::Result<bool
     }
     if !*vacuuming {
         let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
-        if !vacuum_worthwhile(before, pages) {
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        if !vacuum_worthwhile(before, pages, page_size) {
             return Ok(true);
         }
         *vacuuming = true;

@@ -2,7 +2,7 @@
 //!
 //! Layout (one concept per file):
 //! - `schema`: connections (`unix-excl` VFS: the process holds the file exclusively and
-//!   keeps the WAL index in memory), pragmas (WAL, `synchronous=FULL`, 1 KiB pages,
+//!   keeps the WAL index in memory), pragmas (WAL, `synchronous=FULL`, 512-byte pages,
 //!   incremental auto-vacuum), tables, shared helpers.
 //! - `writer`: the single writer thread; group commit (one transaction and one fsync per
 //!   batch of pending writes), then replies and watch events.

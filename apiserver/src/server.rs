@@ -140,14 +140,14 @@ fn advertise_address(bound: IpAddr) -> Option<IpAddr> {
 
 /// Create the `kubernetes` Service in `default` (the first ClusterIP, port 443 to the
 /// server's port) and, when the server has an address pods can reach, its Endpoints, if
-/// missing — upstream's bootstrap controller.
+/// missing — upstream's bootstrap controller. True when this call created the Service.
 async fn ensure_kubernetes_service(
     registry: &Registry,
     advertise: Option<IpAddr>,
     port: u16,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let Some(svc_def) = resources::lookup("", "v1", "services") else {
-        return Ok(());
+        return Ok(false);
     };
     let cluster_ip = registry
         .allocators()
@@ -169,9 +169,18 @@ async fn ensure_kubernetes_service(
             "sessionAffinity": "None"
         }
     });
-    if let serde_json::Value::Object(svc) = svc {
+    // Present already (a restart): leave it alone, as upstream's reconciler does; creating it
+    // again would first trip over its own ClusterIP and report "already allocated".
+    let exists = match registry.get(svc_def, Some("default"), "kubernetes").await {
+        Ok(_) => true,
+        Err(ApiError::NotFound { .. }) => false,
+        Err(e) => return Err(e),
+    };
+    let mut created = false;
+    if let (false, serde_json::Value::Object(svc)) = (exists, svc) {
         match registry.create(svc_def, svc, &WriteParams::default()).await {
-            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+            Ok(_) => created = true,
+            Err(ApiError::AlreadyExists { .. }) => {}
             // Another API server sharing the store holds the IP while creating the Service.
             Err(e @ ApiError::Invalid { .. }) => {
                 tracing::warn!(error = %e.to_status().message, "creating the kubernetes Service");
@@ -180,7 +189,7 @@ async fn ensure_kubernetes_service(
         }
     }
     let (Some(ip), Some(ep_def)) = (advertise, resources::lookup("", "v1", "endpoints")) else {
-        return Ok(());
+        return Ok(created);
     };
     let ep = serde_json::json!({
         "apiVersion": "v1", "kind": "Endpoints",
@@ -219,7 +228,7 @@ async fn ensure_kubernetes_service(
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(created)
 }
 
 /// Bind, then serve until `shutdown`; `on_ready` is told the address once serving.
@@ -330,4 +339,58 @@ pub async fn run_with_store(
     let app = app.layer(axum::middleware::from_fn(crate::tls::require_authenticated));
     crate::tls::serve_tls(listener, app, tls.server_config(), shutdown).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restart finds the Service (and its ClusterIP) in place: nothing is created twice and
+    /// the allocated IP is not reported as taken by itself.
+    #[tokio::test]
+    async fn kubernetes_service_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ds = Datastore::Sqlite(dir.path().join("state.db"));
+        let open = || async {
+            let store = AnyStore::open(&ds, StoreConfig::default())
+                .await
+                .expect("open store");
+            Registry::new(
+                Arc::new(store),
+                capstan_store::DEFAULT_PREFIX,
+                AllocConfig::default(),
+            )
+        };
+        let reg = open().await;
+        ensure_namespaces(&reg).await.expect("namespaces");
+        let ip = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)));
+        assert!(
+            ensure_kubernetes_service(&reg, ip, 6443)
+                .await
+                .expect("first start")
+        );
+        let svc_def = resources::lookup("", "v1", "services").expect("services");
+        let before = reg
+            .get(svc_def, Some("default"), "kubernetes")
+            .await
+            .expect("get");
+        drop(reg);
+
+        let reg = open().await;
+        ensure_namespaces(&reg).await.expect("namespaces again");
+        assert!(
+            !ensure_kubernetes_service(&reg, ip, 6443)
+                .await
+                .expect("restart")
+        );
+        let after = reg
+            .get(svc_def, Some("default"), "kubernetes")
+            .await
+            .expect("get");
+        assert_eq!(before["spec"]["clusterIP"], after["spec"]["clusterIP"]);
+        assert_eq!(
+            before["metadata"]["resourceVersion"],
+            after["metadata"]["resourceVersion"]
+        );
+    }
 }

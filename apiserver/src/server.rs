@@ -342,6 +342,7 @@ pub async fn run_with_store(
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 

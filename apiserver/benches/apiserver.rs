@@ -50,6 +50,11 @@ use tokio_util::sync::CancellationToken;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// The allocator the `apiserver` binary uses (src/main.rs), since the server runs in this
+/// process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SENT_ANNOTATION: &str = "bench.capstan.io/sent-unix-nanos";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -146,12 +151,62 @@ struct Cell {
     p50: Duration,
     p99: Duration,
     max: Duration,
+    /// CPU time used during the cell by this process (server and client) and by the etcd
+    /// child processes.
+    cpu_self: Duration,
+    cpu_etcd: Duration,
 }
 
 impl Cell {
     fn ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+
+    /// CPU µs per operation: (this process, etcd).
+    fn cpu_us_per_op(&self) -> (f64, f64) {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / (self.ops.max(1) as f64);
+        (per(self.cpu_self), per(self.cpu_etcd))
+    }
+}
+
+/// utime + stime of a process from `/proc/<pid>/stat`.
+fn proc_cpu(pid: &str) -> Duration {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command (which may hold spaces) start after the last ')'.
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+/// (this process, its etcd children) CPU time so far.
+fn cpu_now() -> (Duration, Duration) {
+    let me = std::process::id().to_string();
+    let mut etcd = Duration::ZERO;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let ppid = rest.split_whitespace().nth(1).unwrap_or("");
+            if ppid == me && head.ends_with("(etcd") {
+                etcd += proc_cpu(&pid);
+            }
+        }
+    }
+    (proc_cpu("self"), etcd)
 }
 
 fn pct(lat: &mut [Duration], p: f64) -> Duration {
@@ -171,6 +226,7 @@ where
     let op = Arc::new(op);
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let (cpu_self0, cpu_etcd0) = cpu_now();
     let start = Instant::now();
     let deadline = start + max_time;
     let tasks: Vec<_> = (0..concurrency)
@@ -202,6 +258,7 @@ where
         lat.extend(t.await.unwrap());
     }
     let elapsed = start.elapsed();
+    let (cpu_self1, cpu_etcd1) = cpu_now();
     Cell {
         ops: lat.len() as u64,
         errors: errors.load(Ordering::Relaxed),
@@ -209,6 +266,8 @@ where
         p50: pct(&mut lat, 0.50),
         p99: pct(&mut lat, 0.99),
         max: lat.last().copied().unwrap_or_default(),
+        cpu_self: cpu_self1.saturating_sub(cpu_self0),
+        cpu_etcd: cpu_etcd1.saturating_sub(cpu_etcd0),
     }
 }
 
@@ -423,12 +482,21 @@ async fn bench_store(
         };
         let store_cell = cells.pop().unwrap_or_default();
         let http_cell = cells.pop().unwrap_or_default();
+        let cpu = |c: &Cell| {
+            let (me, etcd) = c.cpu_us_per_op();
+            format!("CPU/op {me:.0} µs + etcd {etcd:.0} µs")
+        };
         eprintln!(
-            "  [{name}] c={c}: http {:.0}/s, store {:.0}/s, raw etcd {}",
+            "  [{name}] c={c}: http {:.0}/s ({}), store {:.0}/s ({}), raw etcd {}",
             http_cell.ops_per_sec(),
+            cpu(&http_cell),
             store_cell.ops_per_sec(),
-            raw.as_ref()
-                .map_or("-".into(), |r| format!("{:.0}/s", r.ops_per_sec()))
+            cpu(&store_cell),
+            raw.as_ref().map_or("-".into(), |r| format!(
+                "{:.0}/s ({})",
+                r.ops_per_sec(),
+                cpu(r)
+            ))
         );
         res.throughput.push((c, http_cell, store_cell, raw));
     }
@@ -475,6 +543,7 @@ async fn bench_store(
             p50: pct(&mut lat, 0.5),
             p99: pct(&mut lat, 0.99),
             max: lat.last().copied().unwrap_or_default(),
+            ..Cell::default()
         };
         eprintln!("  [{name}] steady: {:?}", res.steady);
     }
@@ -1138,6 +1207,26 @@ fn report(all: &[StoreResults]) {
                     "{:.2}×",
                     h.ops_per_sec() / e.ops_per_sec().max(1e-9)
                 )),
+            );
+        }
+    }
+    println!(
+        "\nCPU per operation, in µs (this process, i.e. server and client, + the etcd process):\n"
+    );
+    println!("| store | c | HTTP create | raw Store::create | raw etcd put |");
+    println!("|---|---:|---:|---:|---:|");
+    let cpu = |c: &Cell| {
+        let (me, etcd) = c.cpu_us_per_op();
+        format!("{me:.0} + {etcd:.0}")
+    };
+    for r in all {
+        for (c, h, s, e) in &r.throughput {
+            println!(
+                "| {} | {c} | {} | {} | {} |",
+                r.name,
+                cpu(h),
+                cpu(s),
+                e.as_ref().map_or("–".into(), cpu)
             );
         }
     }

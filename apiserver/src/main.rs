@@ -3,6 +3,11 @@
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc rather than glibc's malloc: a create allocates and frees many small JSON nodes
+/// from several threads, and glibc's malloc was about 40% of the server's CPU per create.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "apiserver", about = "Capstan's Kubernetes API server", version)]
 struct Cli {

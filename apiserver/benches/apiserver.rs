@@ -755,8 +755,8 @@ async fn watchers(datastore: &str, client: &HttpClient, res: &mut StoreResults) 
         res.name
     );
 
-    let server_stat = format!("/proc/{}/stat", server.0.id());
-    let cpu0 = cpu_secs(&server_stat);
+    let server_pid = server.0.id().to_string();
+    let cpu0 = proc_cpu(&server_pid);
     let url = format!("{base}/api/v1/namespaces/bench-watch/pods");
     let writes = secs * 1000 / every.as_millis().max(1) as u64;
     let mut tick = tokio::time::interval(every);
@@ -780,7 +780,7 @@ async fn watchers(datastore: &str, client: &HttpClient, res: &mut StoreResults) 
     writeln!(stdin, "done {ok}")?;
     drop(stdin);
     let (summary, _) = child_line(lines, Duration::from_secs(120)).await?;
-    let server_cpu = cpu_secs(&server_stat) - cpu0;
+    let server_cpu = proc_cpu(&server_pid).saturating_sub(cpu0).as_secs_f64();
     let _ = child.0.wait();
     // The server exits when its stdin closes.
     drop(server.0.stdin.take());
@@ -1115,7 +1115,8 @@ fn child_watchers() -> Result<()> {
             }
         }
         println!("ready");
-        let cpu_ready = cpu_secs("/proc/self/stat");
+        let me = std::process::id().to_string();
+        let cpu_ready = proc_cpu(&me);
         // Wait for "done <writes>" from the parent, then for every event (bounded).
         let (tx, done) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
@@ -1150,23 +1151,11 @@ fn child_watchers() -> Result<()> {
                 "events": events.load(Ordering::Relaxed),
                 "out_of_order": out_of_order, "other_lines": other_lines, "broken": broken,
                 "p50_us": p(0.5), "p99_us": p(0.99), "max_us": all.last().copied().unwrap_or(0),
-                "cpu_s": cpu_secs("/proc/self/stat") - cpu_ready,
+                "cpu_s": proc_cpu(&me).saturating_sub(cpu_ready).as_secs_f64(),
             })
         );
         std::process::exit(0)
     })
-}
-
-/// User + system CPU time of a process, from its `/proc/<pid>/stat`, in seconds.
-fn cpu_secs(stat: &str) -> f64 {
-    let text = std::fs::read_to_string(stat).unwrap_or_default();
-    // The fields after the command name (which is in parentheses and may hold spaces).
-    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the file (11 and 12 after the name), in clock
-    // ticks of 1/100 s on Linux.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -280,6 +280,40 @@ async fn list_items_are_get_bytes(s: &TestServer) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An unlimited LIST of more than one store page is read page by page while it is written;
+/// its body is the same as the one-read answer (a limit above the count), selectors included.
+async fn long_lists_stream_the_same_bytes(s: &TestServer) -> anyhow::Result<()> {
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let n: usize = 1234;
+    for i in 0..n {
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("cm-{i:05}"), "labels": {"third": (i % 3 == 0).to_string()}},
+            "data": {"i": i.to_string()}});
+        let (code, text) = s
+            .raw("POST", cms, "application/json", serde_json::to_vec(&body)?)
+            .await?;
+        anyhow::ensure!(code == 201, "{code} {text}");
+    }
+    for (selector, want) in [("", n), ("&labelSelector=third%3Dtrue", n.div_ceil(3))] {
+        let (code, streamed) = s
+            .raw("GET", &format!("{cms}?{selector}"), "", vec![])
+            .await?;
+        anyhow::ensure!(code == 200, "{code} {streamed}");
+        let (code, whole) = s
+            .raw("GET", &format!("{cms}?limit=100000{selector}"), "", vec![])
+            .await?;
+        anyhow::ensure!(code == 200, "{code} {whole}");
+        anyhow::ensure!(
+            streamed == whole,
+            "{selector}: streamed and one-read answers differ"
+        );
+        let v: Value = serde_json::from_str(&streamed)?;
+        let items = v["items"].as_array().map_or(0, Vec::len);
+        anyhow::ensure!(items == want, "{selector}: {items} items, want {want}");
+    }
+    Ok(())
+}
+
 async fn watch_from_revision(s: &TestServer) -> anyhow::Result<()> {
     let cms: Api<ConfigMap> = Api::namespaced(s.client.clone(), "default");
     let start = cms
@@ -755,6 +789,7 @@ api_suite!(
     crud_and_metadata,
     lists_select_and_page,
     list_items_are_get_bytes,
+    long_lists_stream_the_same_bytes,
     watch_from_revision,
     patches,
     old_deployment_versions,

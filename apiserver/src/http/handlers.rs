@@ -11,7 +11,8 @@ use crate::convert;
 use crate::error::{ApiError, Status};
 use crate::object::{self, Object};
 use crate::registry::{
-    DeleteOutcome, DeleteParams, FieldValidation, ListParams, Part, Propagation, WriteParams,
+    DeleteOutcome, DeleteParams, FieldValidation, ListParams, Listing, Part, Propagation,
+    WriteParams,
 };
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::table::IncludeObject;
@@ -211,13 +212,16 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 pub async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     ctx.verb_allowed("list")?;
     let params = ctx.list_params()?;
-    let include_object = ctx.include_object()?;
-    let list = ctx
-        .state
-        .registry
-        .list_raw(ctx.target.def, ctx.ns(), &params)
-        .await?;
-    response::raw_list(ctx.target.def, list, ctx.format(), include_object)
+    let (def, format, include_object) = (ctx.target.def, ctx.format(), ctx.include_object()?);
+    let registry = &ctx.state.registry;
+    if format != Format::Json {
+        let list = registry.list_raw(def, ctx.ns(), &params).await?;
+        return response::raw_list(def, list, format, include_object);
+    }
+    match registry.list_paged(def, ctx.ns(), &params).await? {
+        Listing::Whole(list) => response::raw_list(def, list, format, include_object),
+        Listing::Paged(cursor) => Ok(response::stream_list(def, cursor)),
+    }
 }
 
 pub async fn create(ctx: &Ctx<'_>, body: bytes::Bytes) -> Result<Response, ApiError> {

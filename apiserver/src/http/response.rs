@@ -13,7 +13,9 @@ use serde_json::{Map, Value, json};
 use crate::convert;
 use crate::error::ApiError;
 use crate::object::Object;
-use crate::registry::{ObjectList, RawList};
+use capstan_store::KeyValue;
+
+use crate::registry::{ListCursor, ObjectList, RawList};
 use crate::resources::ResourceDef;
 use crate::table::{IncludeObject, ListMeta};
 
@@ -120,12 +122,14 @@ fn list_meta_value(rv: i64, cont: Option<&str>) -> Value {
 /// Size of the pieces a JSON list answer is written in.
 const LIST_CHUNK: usize = 256 * 1024;
 
+/// Pieces a streamed list may have written ahead of the client (bounds its memory).
+const LIST_CHUNKS_AHEAD: usize = 16;
+
 /// A list in the client's version, from the items as stored. JSON is written in upstream's
 /// field order (`kind`, `apiVersion`, `metadata`, `items`) with each item the bytes GET
-/// answers for it: its stored JSON with the resourceVersion spliced in (`rawobj::served`), or,
-/// for items that need converting to the client's version, decoded, converted and encoded.
-/// Large answers are streamed in [`LIST_CHUNK`] pieces as the client reads, each item's
-/// stored value freed once written. YAML and Table decode every item.
+/// answers for it (see [`item_json`]). Large answers are streamed in [`LIST_CHUNK`] pieces
+/// as the client reads, each item's stored value freed once written. YAML and Table decode
+/// every item.
 pub fn raw_list(
     def: &'static ResourceDef,
     list: RawList,
@@ -135,39 +139,17 @@ pub fn raw_list(
     if format != Format::Json {
         return Ok(self::list(def, list.decode()?, format, include_object));
     }
-    let json = |v: &str| serde_json::to_string(v).unwrap_or_default();
-    let (api_version, kind) = (json(&def.api_version()), json(def.kind));
+    let served = Served::of(def);
     // Every item is made ready before the status is sent, so a bad one is still a clean error.
     let mut items = Vec::with_capacity(list.items.len());
     for kv in list.items {
-        let pieces = match crate::rawobj::served(
-            &kv.value,
-            kv.mod_revision,
-            api_version.as_bytes(),
-            kind.as_bytes(),
-        ) {
-            Some(pieces) => pieces,
-            None => {
-                let obj = convert::from_storage(def, crate::registry::decode_kv(&kv)?);
-                let bytes = serde_json::to_vec(&obj)
-                    .map_err(|e| ApiError::Internal(format!("encoding JSON: {e}")))?;
-                [Bytes::from(bytes), Bytes::new(), Bytes::new()]
-            }
-        };
-        items.push(pieces);
+        items.push(served.item_json(&kv)?);
     }
-    let mut head = format!(
-        "{{\"kind\":{},\"apiVersion\":{api_version},\"metadata\":{{\"resourceVersion\":\"{}\"",
-        json(&format!("{}List", def.kind)),
-        list.resource_version
+    let head = served.list_head(
+        list.resource_version,
+        list.continue_token.as_deref(),
+        list.remaining,
     );
-    if let Some(c) = &list.continue_token {
-        head.push_str(&format!(",\"continue\":{}", json(c)));
-    }
-    if let Some(n) = list.remaining {
-        head.push_str(&format!(",\"remainingItemCount\":{n}"));
-    }
-    head.push_str("},\"items\":[");
     let mut chunks = ListChunks {
         head: Some(Bytes::from(head)),
         items: items.into_iter(),
@@ -181,12 +163,127 @@ pub fn raw_list(
         let rest = futures::stream::iter(chunks.map(Ok::<_, Infallible>));
         Body::from_stream(futures::stream::once(async { Ok(first) }).chain(rest))
     };
-    Ok((
+    Ok(json_response(body))
+}
+
+/// An unlimited JSON list answered while it is read: the pages of `cursor` are read and
+/// encoded by a task that stays at most [`LIST_CHUNKS_AHEAD`] pieces ahead of the client, so
+/// reading the store and writing the answer overlap and memory stays bounded. A failure
+/// after the status was sent (a later page's read) cuts the body short, which the client
+/// sees as an error.
+pub fn stream_list(def: &'static ResourceDef, mut cursor: ListCursor) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(LIST_CHUNKS_AHEAD);
+    let served = Served::of(def);
+    let head = served.list_head(cursor.resource_version(), None, None);
+    tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(LIST_CHUNK + 64 * 1024);
+        buf.extend_from_slice(head.as_bytes());
+        let mut first = true;
+        loop {
+            let page = match cursor.next_page().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            for kv in page {
+                let pieces = match served.item_json(&kv) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                        return;
+                    }
+                };
+                if !std::mem::take(&mut first) {
+                    buf.extend_from_slice(b",");
+                }
+                for p in &pieces {
+                    buf.extend_from_slice(p);
+                }
+                if buf.len() >= LIST_CHUNK {
+                    let full = std::mem::replace(
+                        &mut buf,
+                        BytesMut::with_capacity(LIST_CHUNK + 64 * 1024),
+                    );
+                    if tx.send(Ok(full.freeze())).await.is_err() {
+                        // The client went away.
+                        return;
+                    }
+                }
+            }
+        }
+        buf.extend_from_slice(b"]}\n");
+        let _ = tx.send(Ok(buf.freeze())).await;
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    json_response(Body::from_stream(body))
+}
+
+fn json_response(body: Body) -> Response {
+    (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         body,
     )
-        .into_response())
+        .into_response()
+}
+
+/// The served version's `apiVersion` and `kind` as JSON strings.
+struct Served {
+    def: &'static ResourceDef,
+    api_version: String,
+    kind: String,
+}
+
+impl Served {
+    fn of(def: &'static ResourceDef) -> Self {
+        let json = |v: &str| serde_json::to_string(v).unwrap_or_default();
+        Served {
+            def,
+            api_version: json(&def.api_version()),
+            kind: json(def.kind),
+        }
+    }
+
+    /// A JSON list up to its first item, in upstream's field order.
+    fn list_head(&self, rv: i64, cont: Option<&str>, remaining: Option<i64>) -> String {
+        let json = |v: &str| serde_json::to_string(v).unwrap_or_default();
+        let mut head = format!(
+            "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{{\"resourceVersion\":\"{rv}\"",
+            json(&format!("{}List", self.def.kind)),
+            self.api_version,
+        );
+        if let Some(c) = cont {
+            head.push_str(&format!(",\"continue\":{}", json(c)));
+        }
+        if let Some(n) = remaining {
+            head.push_str(&format!(",\"remainingItemCount\":{n}"));
+        }
+        head.push_str("},\"items\":[");
+        head
+    }
+
+    /// One item as GET answers it, as pieces to write in order: its stored JSON with the
+    /// resourceVersion spliced in (`rawobj::served`), or, for an item that needs converting
+    /// to the served version (or is not in canonical form), decoded, converted and encoded.
+    fn item_json(&self, kv: &KeyValue) -> Result<[Bytes; 3], ApiError> {
+        if let Some(pieces) = crate::rawobj::served(
+            &kv.value,
+            kv.mod_revision,
+            self.api_version.as_bytes(),
+            self.kind.as_bytes(),
+        ) {
+            return Ok(pieces);
+        }
+        let obj = convert::from_storage(self.def, crate::registry::decode_kv(kv)?);
+        let bytes = serde_json::to_vec(&obj)
+            .map_err(|e| ApiError::Internal(format!("encoding JSON: {e}")))?;
+        Ok([Bytes::from(bytes), Bytes::new(), Bytes::new()])
+    }
 }
 
 /// The body of a JSON list: the envelope's head, the items (comma-separated), the end.

@@ -3,7 +3,9 @@
 //! current, but not older than asked).
 
 use base64::Engine;
-use capstan_store::{KeyValue, ListOptions, Revision, Store, StoreError};
+use std::sync::Arc;
+
+use capstan_store::{AnyStore, KeyValue, ListOptions, Revision, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::{Registry, decode_kv, storage, strategy};
@@ -157,6 +159,58 @@ impl Registry {
         ns: Option<&str>,
         params: &ListParams,
     ) -> Result<RawList, ApiError> {
+        let plan = self.plan(def, ns, params).await?;
+        self.list_planned(plan, params).await
+    }
+
+    /// LIST without decoding, read in pages of [`STREAM_PAGE`] when it is not limited (and
+    /// not narrowed to one name), so the answer can be written while the rest is read: a
+    /// [`Listing::Paged`] cursor when more than one page is needed, else the whole list.
+    pub async fn list_paged(
+        &self,
+        def: &'static ResourceDef,
+        ns: Option<&str>,
+        params: &ListParams,
+    ) -> Result<Listing, ApiError> {
+        let mut plan = self.plan(def, ns, params).await?;
+        if plan.limit.is_some() || plan.pinned.is_some() {
+            return Ok(Listing::Whole(self.list_planned(plan, params).await?));
+        }
+        let res = read_page(&self.store, &plan, Some(STREAM_PAGE)).await?;
+        let page_last = res.items.last().map(|kv| kv.key.clone());
+        let mut items = Vec::with_capacity(res.items.len());
+        for kv in res.items {
+            if Self::selected_kv(plan.def, &kv, &params.labels, &params.fields)? {
+                items.push(kv);
+            }
+        }
+        if !res.more {
+            return Ok(Listing::Whole(RawList {
+                items,
+                resource_version: res.revision,
+                continue_token: None,
+                remaining: None,
+            }));
+        }
+        plan.revision = Some(res.revision);
+        plan.after = page_last;
+        Ok(Listing::Paged(ListCursor {
+            store: self.store.clone(),
+            plan,
+            labels: params.labels.clone(),
+            fields: params.fields.clone(),
+            pending: Some(items),
+            done: false,
+        }))
+    }
+
+    /// Work out what a LIST reads; every parameter error is found here, before any read.
+    async fn plan(
+        &self,
+        def: &'static ResourceDef,
+        ns: Option<&str>,
+        params: &ListParams,
+    ) -> Result<Plan, ApiError> {
         let def = storage(def);
         // Reject unknown field selectors up front, even on an empty collection.
         for req in &params.fields.0 {
@@ -169,6 +223,10 @@ impl Registry {
         }
         let prefix = self.collection_prefix(def, ns);
         let (mut revision, mut after) = (None, None);
+        let continued = params
+            .continue_token
+            .as_deref()
+            .is_some_and(|t| !t.is_empty());
         if let Some(token) = params.continue_token.as_deref().filter(|t| !t.is_empty()) {
             if params
                 .resource_version
@@ -209,40 +267,35 @@ impl Registry {
         let pinned = params
             .fields
             .pinned("metadata.name")
-            .map(str::to_string)
-            .filter(|_| ns.is_some() || !def.namespaced);
-        let limit = params.limit.filter(|l| *l > 0);
+            .filter(|_| ns.is_some() || !def.namespaced)
+            .map(|name| self.key(def, ns, name));
+        Ok(Plan {
+            def,
+            prefix,
+            revision,
+            after,
+            pinned,
+            limit: params.limit.filter(|l| *l > 0),
+            continued,
+        })
+    }
+
+    async fn list_planned(&self, mut plan: Plan, params: &ListParams) -> Result<RawList, ApiError> {
+        let limit = plan.limit;
         let page = limit.map(|l| l.clamp(64, 10_000));
         let mut items = Vec::new();
-        let mut read_at = revision;
         let mut next_after: Option<String> = None;
         loop {
-            let opts = ListOptions {
-                revision: read_at,
-                limit: if pinned.is_some() { None } else { page },
-                start_after: after.clone(),
-            };
-            let list_prefix = match &pinned {
-                Some(name) => self.key(def, ns, name),
-                None => prefix.clone(),
-            };
-            let res = self.store.list(&list_prefix, opts).await.map_err(|e| match e {
-                StoreError::Compacted { .. } if params.continue_token.is_some() => ApiError::Expired(
-                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".into(),
-                ),
-                StoreError::Compacted { .. } => ApiError::Expired("The resourceVersion for the provided list is too old.".into()),
-                other => ApiError::from(other),
-            })?;
-            read_at = Some(res.revision);
+            let page = if plan.pinned.is_some() { None } else { page };
+            let res = read_page(&self.store, &plan, page).await?;
+            plan.revision = Some(res.revision);
             let page_last = res.items.last().map(|kv| kv.key.clone());
             for kv in res.items {
                 // An exact-name read must not match a longer key with the same prefix.
-                if let Some(name) = &pinned
-                    && kv.key != self.key(def, ns, name)
-                {
+                if plan.pinned.as_ref().is_some_and(|key| kv.key != *key) {
                     continue;
                 }
-                if Self::selected_kv(def, &kv, &params.labels, &params.fields)? {
+                if Self::selected_kv(plan.def, &kv, &params.labels, &params.fields)? {
                     let key = kv.key.clone();
                     items.push(kv);
                     if limit.is_some_and(|l| items.len() as u64 >= l) {
@@ -262,15 +315,101 @@ impl Registry {
             if !res.more {
                 break;
             }
-            after = page_last;
+            plan.after = page_last;
         }
-        let resource_version = read_at.unwrap_or(0);
+        let resource_version = plan.revision.unwrap_or(0);
         Ok(RawList {
             items,
             resource_version,
             continue_token: next_after.map(|k| encode_token(resource_version, &k)),
             remaining: None,
         })
+    }
+}
+
+/// Items per store read of an unlimited LIST answered while it is read ([`Listing::Paged`]).
+pub const STREAM_PAGE: u64 = 500;
+
+/// What a LIST reads.
+struct Plan {
+    /// The storage row.
+    def: &'static ResourceDef,
+    prefix: String,
+    /// The revision to read at (set by the first read when the client asked for none).
+    revision: Option<Revision>,
+    /// Read keys after this one.
+    after: Option<String>,
+    /// `metadata.name=X`: the one key to read.
+    pinned: Option<String>,
+    limit: Option<u64>,
+    /// The client sent a continue token.
+    continued: bool,
+}
+
+/// Read one page (`limit` items, `None`: all) of `plan` from the store.
+async fn read_page(
+    store: &AnyStore,
+    plan: &Plan,
+    limit: Option<u64>,
+) -> Result<capstan_store::ListResult, ApiError> {
+    let opts = ListOptions {
+        revision: plan.revision,
+        limit,
+        start_after: plan.after.clone(),
+    };
+    let prefix = plan.pinned.as_deref().unwrap_or(&plan.prefix);
+    store.list(prefix, opts).await.map_err(|e| match e {
+        StoreError::Compacted { .. } if plan.continued => ApiError::Expired(
+            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".into(),
+        ),
+        StoreError::Compacted { .. } => {
+            ApiError::Expired("The resourceVersion for the provided list is too old.".into())
+        }
+        other => ApiError::from(other),
+    })
+}
+
+/// A LIST's answer from [`Registry::list_paged`].
+pub enum Listing {
+    Whole(RawList),
+    Paged(ListCursor),
+}
+
+/// The rest of an unlimited LIST, read page by page at the revision of its first page.
+pub struct ListCursor {
+    store: Arc<AnyStore>,
+    plan: Plan,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    /// The first page's selected items, not handed out yet.
+    pending: Option<Vec<KeyValue>>,
+    done: bool,
+}
+
+impl ListCursor {
+    /// The revision every page is read at: the list's resourceVersion.
+    pub fn resource_version(&self) -> Revision {
+        self.plan.revision.unwrap_or(0)
+    }
+
+    /// The selected items of the next page (possibly none); `None` after the last.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<KeyValue>>, ApiError> {
+        if let Some(items) = self.pending.take() {
+            return Ok(Some(items));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let res = read_page(&self.store, &self.plan, Some(STREAM_PAGE)).await?;
+        self.done = !res.more;
+        self.plan.after = res.items.last().map(|kv| kv.key.clone());
+        let mut items = Vec::with_capacity(res.items.len());
+        for kv in res.items {
+            if Registry::selected_kv(self.plan.def, &kv, &self.labels, &self.fields)? {
+                items.push(kv);
+            }
+        }
+        Ok(Some(items))
     }
 }
 

@@ -24,7 +24,7 @@ pub struct Report {
 pub fn check(def: &ResourceDef, obj: &mut Object) -> Report {
     let mut report = Report::default();
     if let Some(root) = crate::openapi::kind_schema(def.group, def.version, def.kind) {
-        walk_object(root, obj, "", &mut report, 0);
+        walk_object(root, obj, &Path::Root, &mut report, 0);
     }
     report
 }
@@ -55,24 +55,43 @@ fn resolve(schema: &Value) -> &Value {
     cur
 }
 
-fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_string()
-    } else {
-        format!("{path}.{field}")
+/// Where a value is, as a chain of steps on the stack: rendered (`spec.containers[0].name`)
+/// only when something is reported, so a clean object allocates no paths.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root,
+    Field(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        match self {
+            Path::Root => String::new(),
+            Path::Field(parent, field) => {
+                let mut s = parent.render();
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(field);
+                s
+            }
+            Path::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
     }
 }
 
 fn walk_object(
     schema: &Value,
     obj: &mut Map<String, Value>,
-    path: &str,
+    path: &Path<'_>,
     out: &mut Report,
     depth: usize,
 ) {
     if depth > MAX_DEPTH {
         out.invalid.push(format!(
-            "{path}: exceeds the maximum nesting depth of {MAX_DEPTH}"
+            "{}: exceeds the maximum nesting depth of {MAX_DEPTH}",
+            path.render()
         ));
         return;
     }
@@ -85,7 +104,7 @@ fn walk_object(
     let additional = schema.get("additionalProperties");
     let mut unknown = Vec::new();
     for (k, v) in obj.iter_mut() {
-        let child_path = join(path, k);
+        let child_path = Path::Field(path, k);
         let child_schema = props.and_then(|p| p.get(k)).or(match additional {
             Some(Value::Bool(true)) => None,
             Some(s @ Value::Object(_)) => Some(s),
@@ -97,7 +116,8 @@ fn walk_object(
                 && !matches!(additional, Some(Value::Bool(true)) | Some(Value::Object(_))) =>
             {
                 unknown.push(k.clone());
-                out.unknown.push(format!("unknown field {child_path:?}"));
+                out.unknown
+                    .push(format!("unknown field {:?}", child_path.render()));
             }
             None => {}
         }
@@ -107,7 +127,7 @@ fn walk_object(
     }
 }
 
-fn walk_value(schema: &Value, v: &mut Value, path: &str, out: &mut Report, depth: usize) {
+fn walk_value(schema: &Value, v: &mut Value, path: &Path<'_>, out: &mut Report, depth: usize) {
     let schema = resolve(schema);
     if v.is_null() {
         return;
@@ -118,7 +138,8 @@ fn walk_value(schema: &Value, v: &mut Value, path: &str, out: &mut Report, depth
     let quantity = schema.get("format").and_then(Value::as_str) == Some("quantity");
     if int_or_string || quantity {
         if !(v.is_string() || v.is_number()) {
-            out.invalid.push(type_error(path, v, "string or number"));
+            out.invalid
+                .push(type_error(&path.render(), v, "string or number"));
         }
         return;
     }
@@ -129,7 +150,7 @@ fn walk_value(schema: &Value, v: &mut Value, path: &str, out: &mut Report, depth
         (Some("array"), Value::Array(items)) => {
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter_mut().enumerate() {
-                    walk_value(item_schema, item, &format!("{path}[{i}]"), out, depth + 1);
+                    walk_value(item_schema, item, &Path::Index(path, i), out, depth + 1);
                 }
             }
         }
@@ -137,7 +158,7 @@ fn walk_value(schema: &Value, v: &mut Value, path: &str, out: &mut Report, depth
         (Some("integer"), Value::Number(n)) if n.is_i64() || n.is_u64() => {}
         (Some("number"), Value::Number(_)) => {}
         (None, _) => {}
-        (Some(t), other) => out.invalid.push(type_error(path, other, t)),
+        (Some(t), other) => out.invalid.push(type_error(&path.render(), other, t)),
     }
 }
 

@@ -231,14 +231,23 @@ pub async fn create(ctx: &Ctx<'_>, body: bytes::Bytes) -> Result<Response, ApiEr
     let created = ctx
         .state
         .registry
-        .create(ctx.target.def, obj, &params)
+        .create_stored(ctx.target.def, obj, &params)
         .await?;
+    let (format, include_object) = (ctx.format(), ctx.include_object()?);
+    // JSON: the bytes stored, with the resourceVersion spliced in (no second encoding).
+    if format == Format::Json
+        && let Some((stored, rv)) = &created.stored
+        && let Some(resp) =
+            response::stored_object(StatusCode::CREATED, ctx.target.def, stored, *rv, &warnings)
+    {
+        return Ok(resp);
+    }
     Ok(response::object(
         StatusCode::CREATED,
         ctx.target.def,
-        created,
-        ctx.format(),
-        ctx.include_object()?,
+        created.object,
+        format,
+        include_object,
         &warnings,
     ))
 }

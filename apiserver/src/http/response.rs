@@ -110,6 +110,33 @@ pub fn object(
     encode(code, format, &obj, warnings)
 }
 
+/// One object as JSON from its stored bytes, with `resourceVersion` = `rv` spliced in
+/// (`rawobj::served`): the same bytes as [`object`] encodes. `None` when the stored form is
+/// not the served one (a conversion) or not canonical; the caller then uses [`object`].
+pub fn stored_object(
+    code: StatusCode,
+    def: &'static ResourceDef,
+    stored: &Bytes,
+    rv: i64,
+    warnings: &[String],
+) -> Option<Response> {
+    let json = |v: &str| serde_json::to_string(v).unwrap_or_default();
+    let pieces = crate::rawobj::served(
+        stored,
+        rv,
+        json(&def.api_version()).as_bytes(),
+        json(def.kind).as_bytes(),
+    )?;
+    let mut body = Vec::with_capacity(pieces.iter().map(Bytes::len).sum::<usize>() + 1);
+    for p in &pieces {
+        body.extend_from_slice(p);
+    }
+    body.push(b'\n');
+    let mut resp = (code, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    add_warnings(&mut resp, warnings);
+    Some(resp)
+}
+
 fn list_meta_value(rv: i64, cont: Option<&str>) -> Value {
     let mut m = Map::new();
     m.insert("resourceVersion".into(), json!(rv.to_string()));

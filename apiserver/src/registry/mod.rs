@@ -47,6 +47,16 @@ pub struct WriteParams {
     pub apply: bool,
 }
 
+/// What a create stored.
+#[derive(Debug)]
+pub struct Created {
+    /// The object, with its resourceVersion.
+    pub object: Object,
+    /// The bytes written (`encode` of the object, without resourceVersion) and their
+    /// revision; `None` for a dry run.
+    pub stored: Option<(Bytes, i64)>,
+}
+
 /// `propagationPolicy` of a delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Propagation {
@@ -232,9 +242,19 @@ impl Registry {
     pub async fn create(
         &self,
         def: &'static ResourceDef,
-        mut obj: Object,
+        obj: Object,
         params: &WriteParams,
     ) -> Result<Object, ApiError> {
+        self.create_stored(def, obj, params).await.map(|c| c.object)
+    }
+
+    /// [`Registry::create`], also giving the bytes written (the HTTP layer answers from them).
+    pub async fn create_stored(
+        &self,
+        def: &'static ResourceDef,
+        mut obj: Object,
+        params: &WriteParams,
+    ) -> Result<Created, ApiError> {
         let served = def;
         let def = storage(def);
         let ns = if def.namespaced {
@@ -308,9 +328,12 @@ impl Registry {
             }
             // A dry run reserves nothing.
             reservation.rollback(&self.allocators).await;
-            return Ok(obj);
+            return Ok(Created {
+                object: obj,
+                stored: None,
+            });
         }
-        let kv = match self.store.create(&key, bytes).await {
+        let kv = match self.store.create(&key, bytes.clone()).await {
             Ok(kv) => kv,
             Err(e) => {
                 reservation.rollback(&self.allocators).await;
@@ -319,7 +342,10 @@ impl Registry {
         };
         object::set_resource_version(&mut obj, kv.mod_revision);
         self.namespace_stored(def, &obj);
-        Ok(obj)
+        Ok(Created {
+            object: obj,
+            stored: Some((bytes, kv.mod_revision)),
+        })
     }
 
     /// Replace an object (PUT). `obj`'s resourceVersion, when set, must match the stored one.

@@ -315,6 +315,29 @@ pub fn track_update(
         .filter(|_| subresource.is_none())
         .and_then(client_entries)
         .filter(|e| !e.is_empty());
+    if old.is_none() && from_client.is_none() && subresource.is_none() {
+        // A create: every field set is this manager's, in its one entry (what the general
+        // path below computes with no stored entries, without building the tree).
+        if let Some(fields) = fieldset::created_fields_json(new, schema)
+            && let Some(meta) = new
+                .entry("metadata")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+        {
+            let mut entry = Map::new();
+            entry.insert("manager".into(), json!(manager));
+            entry.insert("operation".into(), json!("Update"));
+            entry.insert("apiVersion".into(), json!(api_version));
+            entry.insert("time".into(), json!(now));
+            entry.insert("fieldsV1".into(), fields);
+            entry.insert("fieldsType".into(), json!("FieldsV1"));
+            meta.insert(
+                "managedFields".into(),
+                Value::Array(vec![Value::Object(entry)]),
+            );
+        }
+        return;
+    }
     let comparison = fieldset::compare(old, new, schema, subresource == Some("status"));
     let mut managers = match from_client {
         Some(list) => list,

@@ -14,7 +14,11 @@
 //!    arrival in the watcher: an upper bound of write-ack → event; every event counted and its
 //!    resourceVersion checked to rise) and the server process's VmRSS growth per idle watcher
 //!    (fresh, so no heap freed by earlier parts hides it). The watchers are another child process
-//!    (`CAPSTAN_BENCH_CHILD=watchers`, one thread, lines cut with memchr, no JSON parsing);
+//!    (`CAPSTAN_BENCH_CHILD=watchers`, one thread, lines cut with memchr, no JSON parsing).
+//!    Next to it the creates' own latency (part of every delivery latency) and the floor,
+//!    measured right after: the same fan-out of the same lines to the same watcher process
+//!    from a bare tokio server (`CAPSTAN_BENCH_CHILD=floor`), so the latency can be read
+//!    against what this machine does at that moment with no API server in the way;
 //! 4. LIST of 10k pods in one namespace: latency, and this process's VmRSS/VmHWM before/after,
 //!    next to the floor: the same prefix read with `Store::list` and, on etcd, a raw
 //!    `etcd-client` range get.
@@ -373,6 +377,16 @@ struct StoreResults {
     watch_bad: u64,
     /// CPU seconds from the first write to the last event: (server process, watcher process).
     watch_cpu_s: (f64, f64),
+    /// The same fan-out from a bare server, right after: events, latencies, CPU seconds
+    /// (floor server, watcher process).
+    floor_events: u64,
+    /// The writes' own latency during the watch part (POST → 201).
+    watch_write_p50: Duration,
+    watch_write_p99: Duration,
+    floor_p50: Duration,
+    floor_p99: Duration,
+    floor_max: Duration,
+    floor_cpu_s: (f64, f64),
     watch_events: u64,
     watch_expected: u64,
     watch_p50: Duration,
@@ -767,15 +781,20 @@ async fn watchers(datastore: &str, client: &HttpClient, res: &mut StoreResults) 
         let (client, url) = (client.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             let body = pod_json("bench-watch", &format!("w-{i:07}"), i, Some(unix_nanos()));
-            post(&client, &url, body).await
+            let t = Instant::now();
+            post(&client, &url, body).await.map(|()| t.elapsed())
         }));
     }
-    let mut ok = 0u64;
+    // The write's own latency (send timestamp → 201), part of every delivery latency.
+    let mut acks = Vec::new();
     for t in tasks {
-        if t.await?.is_ok() {
-            ok += 1;
+        if let Ok(d) = t.await? {
+            acks.push(d);
         }
     }
+    let ok = acks.len() as u64;
+    res.watch_write_p50 = pct(&mut acks, 0.5);
+    res.watch_write_p99 = pct(&mut acks, 0.99);
     let mut stdin = child.0.stdin.take().context("child stdin")?;
     writeln!(stdin, "done {ok}")?;
     drop(stdin);
@@ -808,6 +827,72 @@ async fn watchers(datastore: &str, client: &HttpClient, res: &mut StoreResults) 
         "  [{}] watch: {summary}; server CPU {server_cpu:.1} s",
         res.name
     );
+    watch_floor(n, ok, every, res).await
+}
+
+/// The floor of the watch part, measured right after it: the same fan-out (1000 connections,
+/// the same event lines of the same size, one every `every`) from a bare tokio server (this
+/// binary, `CAPSTAN_BENCH_CHILD=floor`: a broadcast channel and one `write_all` per
+/// connection per event, no API server, no store) to the same watcher process. What this
+/// machine, at this moment, does with no API server in the way.
+async fn watch_floor(n: usize, events: u64, every: Duration, res: &mut StoreResults) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut floor = ChildProc(
+        Command::new(&exe)
+            .env("CAPSTAN_BENCH_CHILD", "floor")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning the floor server")?,
+    );
+    let floor_pid = floor.0.id().to_string();
+    let stdout = floor.0.stdout.take().context("floor stdout")?;
+    let (base, floor_lines) =
+        child_line(BufReader::new(stdout).lines(), Duration::from_secs(30)).await?;
+    let mut child = ChildProc(
+        Command::new(&exe)
+            .env("CAPSTAN_BENCH_CHILD", "watchers")
+            .env("CAPSTAN_BENCH_WATCH_URL", format!("{}/watch", base.trim()))
+            .env("CAPSTAN_BENCH_WATCHERS", n.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning the watcher process")?,
+    );
+    let stdout = child.0.stdout.take().context("child stdout")?;
+    let (first, lines) =
+        child_line(BufReader::new(stdout).lines(), Duration::from_secs(120)).await?;
+    if first.trim() != "ready" {
+        bail!("watcher process: {first}");
+    }
+    let cpu0 = proc_cpu(&floor_pid);
+    let mut floor_in = floor.0.stdin.take().context("floor stdin")?;
+    writeln!(floor_in, "go {events} {}", every.as_micros())?;
+    let (sent, _) =
+        child_line(floor_lines, Duration::from_secs(60) + every * events as u32).await?;
+    if sent.trim() != "sent" {
+        bail!("floor server: {sent}");
+    }
+    let mut stdin = child.0.stdin.take().context("child stdin")?;
+    writeln!(stdin, "done {events}")?;
+    drop(stdin);
+    let (summary, _) = child_line(lines, Duration::from_secs(120)).await?;
+    let floor_cpu = proc_cpu(&floor_pid).saturating_sub(cpu0).as_secs_f64();
+    let _ = child.0.wait();
+    drop(floor_in);
+    let v: serde_json::Value =
+        serde_json::from_str(&summary).with_context(|| format!("floor summary: {summary}"))?;
+    res.floor_events = v["events"].as_u64().unwrap_or(0);
+    res.floor_p50 = Duration::from_micros(v["p50_us"].as_u64().unwrap_or(0));
+    res.floor_p99 = Duration::from_micros(v["p99_us"].as_u64().unwrap_or(0));
+    res.floor_max = Duration::from_micros(v["max_us"].as_u64().unwrap_or(0));
+    res.floor_cpu_s = (floor_cpu, v["cpu_s"].as_f64().unwrap_or(0.0));
+    eprintln!(
+        "  [{}] watch floor: {summary}; floor server CPU {floor_cpu:.1} s",
+        res.name
+    );
     Ok(())
 }
 
@@ -831,6 +916,81 @@ fn child_server() -> Result<()> {
         .await??;
         srv.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), srv.task).await;
+        Ok(())
+    })
+}
+
+/// `CAPSTAN_BENCH_CHILD=floor`: the watch floor's server. Prints its URL; answers every
+/// request with a chunked 200 and then the broadcast event lines; after "go <events>
+/// <every µs>" on stdin sends that many ADDED lines (a bench pod with its send timestamp and
+/// resourceVersion i+1), prints "sent", and runs until stdin closes.
+fn child_floor() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("http://{}", listener.local_addr()?);
+        let (tx, _) = tokio::sync::broadcast::channel::<Bytes>(8192);
+        let subscribe = tx.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let _ = tcp.set_nodelay(true);
+                let mut rx = subscribe.subscribe();
+                tokio::spawn(async move {
+                    let mut head = vec![0u8; 4096];
+                    let mut len = 0;
+                    while memchr::memmem::find(&head[..len], b"\r\n\r\n").is_none() {
+                        match tcp.read(&mut head[len..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => len += n,
+                        }
+                        if len == head.len() {
+                            return;
+                        }
+                    }
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                    if tcp.write_all(ok).await.is_err() {
+                        return;
+                    }
+                    while let Ok(chunk) = rx.recv().await {
+                        if tcp.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let (go_tx, go) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::stdin().read_line(&mut s);
+            let _ = go_tx.send(std::mem::take(&mut s));
+            let _ = std::io::stdin().read_line(&mut s);
+            std::process::exit(0);
+        });
+        let go = go.await.unwrap_or_default();
+        let mut words = go.split_whitespace().skip(1).map(|w| w.parse::<u64>());
+        let (Some(Ok(events)), Some(Ok(every_us))) = (words.next(), words.next()) else {
+            bail!("floor: expected 'go <events> <every µs>', got {go:?}");
+        };
+        let mut tick = tokio::time::interval(Duration::from_micros(every_us));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        for i in 0..events {
+            tick.tick().await;
+            let pod = pod_json("bench-watch", &format!("w-{i:07}"), i, Some(unix_nanos()));
+            let mut object: serde_json::Value = serde_json::from_slice(&pod)?;
+            object["metadata"]["resourceVersion"] = (i + 1).to_string().into();
+            let mut line = serde_json::to_vec(&serde_json::json!({"type": "ADDED", "object": object}))?;
+            line.push(b'\n');
+            let mut chunk = format!("{:x}\r\n", line.len()).into_bytes();
+            chunk.extend_from_slice(&line);
+            chunk.extend_from_slice(b"\r\n");
+            let _ = tx.send(Bytes::from(chunk));
+        }
+        println!("sent");
+        std::future::pending::<()>().await;
         Ok(())
     })
 }
@@ -1280,9 +1440,11 @@ fn report(all: &[StoreResults]) {
         }
         if part("watch") {
             println!(
-                "| {} | {} watchers, p99 delivery (p50, max; CPU s server / watchers) | {} ms ({} / {}; {:.1} / {:.1}) | ≤ 50 ms | {} |",
+                "| {} | {} watchers, p99 delivery (p50, max; CPU s server / watchers; the creates' own p50 / p99: {} / {} ms) | {} ms ({} / {}; {:.1} / {:.1}) | ≤ 50 ms | {} |",
                 r.name,
                 r.watchers,
+                ms(r.watch_write_p50),
+                ms(r.watch_write_p99),
                 ms(r.watch_p99),
                 ms(r.watch_p50),
                 ms(r.watch_max),
@@ -1293,6 +1455,17 @@ fn report(all: &[StoreResults]) {
                         && r.watch_events == r.watch_expected
                         && r.watch_bad == 0
                 )
+            );
+            println!(
+                "| {} | floor: the same fan-out from a bare tokio server, right after ({} events), p99 (p50, max; CPU s floor / watchers) | {} ms ({} / {}; {:.1} / {:.1}) | – | API server ÷ floor p99: {:.1}× |",
+                r.name,
+                r.floor_events,
+                ms(r.floor_p99),
+                ms(r.floor_p50),
+                ms(r.floor_max),
+                r.floor_cpu_s.0,
+                r.floor_cpu_s.1,
+                r.watch_p99.as_secs_f64() / r.floor_p99.as_secs_f64().max(1e-9),
             );
             println!(
                 "| {} | watch events delivered (out of order or unexpected lines: {}) | {} / {} | all | {} |",
@@ -1319,6 +1492,7 @@ fn main() -> Result<()> {
     match std::env::var("CAPSTAN_BENCH_CHILD").as_deref() {
         Ok("watchers") => return child_watchers(),
         Ok("server") => return child_server(),
+        Ok("floor") => return child_floor(),
         _ => {}
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

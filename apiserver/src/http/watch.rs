@@ -160,7 +160,13 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         Err(e) => return Err(e),
     };
 
-    let live = WatchLoop::new(events, enc, start, timeout, bookmarks);
+    let live = WatchLoop::new(
+        events,
+        enc,
+        start,
+        timeout,
+        bookmarks.then_some(BOOKMARK_EVERY),
+    );
     let all = futures::stream::iter(initial).chain(live).boxed();
     Ok(stream_response(all))
 }
@@ -174,18 +180,19 @@ struct WatchLoop {
     enc: Encoder,
     last_rv: i64,
     deadline: Pin<Box<tokio::time::Sleep>>,
-    /// When the next bookmark is due (only for clients that allow them).
-    bookmark: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// How often, and when the next bookmark is due (only for clients that allow them).
+    bookmark: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
     done: bool,
 }
 
 impl WatchLoop {
+    /// `bookmark_every`: `Some` for clients that allow bookmarks.
     fn new(
         events: ObjectWatch,
         enc: Encoder,
         start: i64,
         timeout: Duration,
-        bookmarks: bool,
+        bookmark_every: Option<Duration>,
     ) -> Self {
         let now = tokio::time::Instant::now();
         WatchLoop {
@@ -193,7 +200,8 @@ impl WatchLoop {
             enc,
             last_rv: start,
             deadline: Box::pin(tokio::time::sleep_until(now + timeout)),
-            bookmark: bookmarks.then(|| Box::pin(tokio::time::sleep_until(now + BOOKMARK_EVERY))),
+            bookmark: bookmark_every
+                .map(|every| (every, Box::pin(tokio::time::sleep_until(now + every)))),
             done: false,
         }
     }
@@ -209,11 +217,10 @@ impl Stream for WatchLoop {
             return Poll::Ready(None);
         }
         // Checked before the events, so a busy watch still gets its bookmarks.
-        if let Some(b) = &mut this.bookmark
+        if let Some((every, b)) = &mut this.bookmark
             && b.as_mut().poll(cx).is_ready()
         {
-            b.as_mut()
-                .reset(tokio::time::Instant::now() + BOOKMARK_EVERY);
+            b.as_mut().reset(tokio::time::Instant::now() + *every);
             return Poll::Ready(Some(this.enc.bookmark(this.last_rv)));
         }
         match this.events.poll_next_unpin(cx) {
@@ -246,4 +253,83 @@ fn stream_response(s: futures::stream::BoxStream<'static, Bytes>) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use futures::channel::mpsc;
+    use serde_json::Value;
+
+    use super::*;
+
+    fn line(b: &Bytes) -> Value {
+        assert!(
+            b.ends_with(b"\n") && !b[..b.len() - 1].contains(&b'\n'),
+            "{b:?}"
+        );
+        serde_json::from_slice(b).expect("one JSON object")
+    }
+
+    /// Events one line each; bookmarks with the last revision sent, due ones first even while
+    /// events are ready; the end at the deadline although the event stream is still open.
+    #[tokio::test]
+    async fn events_bookmarks_and_the_deadline() {
+        let def = crate::resources::lookup("", "v1", "configmaps").expect("configmaps");
+        let (tx, rx) = mpsc::unbounded::<Result<ObjectEvent, ApiError>>();
+        let enc = Encoder {
+            def,
+            table: false,
+            include_object: IncludeObject::default(),
+            sent_headers: false,
+        };
+        let every = Duration::from_millis(600);
+        let timeout = Duration::from_millis(2000);
+        let start = tokio::time::Instant::now();
+        let mut w = WatchLoop::new(Box::pin(rx), enc, 10, timeout, Some(every));
+        let event = |rv: i64| {
+            let obj = serde_json::json!({"metadata": {"name": format!("c{rv}"), "resourceVersion": rv.to_string()}});
+            Ok(ObjectEvent {
+                kind: EventType::Added,
+                object: Arc::new(obj.as_object().cloned().unwrap_or_default()),
+                revision: rv,
+                shared: None,
+            })
+        };
+        let kind_rv = |v: &Value| {
+            (
+                v["type"].as_str().unwrap_or("").to_string(),
+                v["object"]["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        };
+        let pair = |k: &str, rv: &str| (k.to_string(), rv.to_string());
+        for rv in [11, 12] {
+            tx.unbounded_send(event(rv)).expect("send");
+        }
+        for rv in ["11", "12"] {
+            let v = line(&w.next().await.expect("event"));
+            assert_eq!(kind_rv(&v), pair("ADDED", rv));
+        }
+        // Idle: a bookmark when due, with the last revision sent.
+        let v = line(&w.next().await.expect("bookmark"));
+        assert_eq!(kind_rv(&v), pair("BOOKMARK", "12"));
+        assert!(start.elapsed() >= every);
+        // An event ready when the next bookmark is overdue: the bookmark first.
+        tokio::time::sleep_until(start + every * 2 + Duration::from_millis(100)).await;
+        tx.unbounded_send(event(13)).expect("send");
+        let v = line(&w.next().await.expect("bookmark"));
+        assert_eq!(kind_rv(&v), pair("BOOKMARK", "12"));
+        let v = line(&w.next().await.expect("event"));
+        assert_eq!(kind_rv(&v), pair("ADDED", "13"));
+        // Then at most bookmarks (of 13) until the deadline ends the watch.
+        while let Some(b) = w.next().await {
+            assert_eq!(kind_rv(&line(&b)), pair("BOOKMARK", "13"));
+        }
+        assert!(start.elapsed() >= timeout);
+        assert!(w.next().await.is_none());
+        drop(tx);
+    }
 }

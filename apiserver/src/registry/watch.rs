@@ -437,3 +437,88 @@ fn map_shared(
         shared: Some(ev),
     }))
 }
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use std::cell::Cell;
+
+    use capstan_store::KeyValue;
+    use serde_json::json;
+
+    use super::*;
+    use crate::selectors::{FieldSelector, LabelSelector};
+
+    fn kv(name: &str, app: &str, rev: Revision) -> KeyValue {
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": app}}});
+        KeyValue {
+            key: format!("/registry/configmaps/default/{name}"),
+            value: Bytes::from(obj.to_string()),
+            create_revision: rev,
+            mod_revision: rev,
+        }
+    }
+
+    fn def() -> &'static ResourceDef {
+        crate::resources::lookup("", "v1", "configmaps").expect("configmaps")
+    }
+
+    #[test]
+    fn a_shared_line_is_encoded_once_per_resource_and_type() {
+        let ev = WatchEvent {
+            kind: EventKind::Create,
+            kv: kv("a", "x", 5),
+            prev: None,
+        };
+        let shared = decode_shared(&ev).expect("decodes");
+        let encoded = Cell::new(0);
+        let encode = |s: &'static str| {
+            encoded.set(encoded.get() + 1);
+            Bytes::from_static(s.as_bytes())
+        };
+        // 1000 watchers of the same resource: one encoding, the same bytes.
+        for _ in 0..1000 {
+            let line = shared.line(def(), EventType::Added, || encode("added\n"));
+            assert_eq!(line, Bytes::from_static(b"added\n"));
+        }
+        assert_eq!(encoded.get(), 1);
+        // Another event type (a watcher whose selector saw the object enter) or another
+        // served resource gets its own line, also encoded once.
+        for _ in 0..3 {
+            let line = shared.line(def(), EventType::Modified, || encode("modified\n"));
+            assert_eq!(line, Bytes::from_static(b"modified\n"));
+        }
+        let other = crate::resources::lookup("", "v1", "secrets").expect("secrets");
+        for _ in 0..3 {
+            let line = shared.line(other, EventType::Added, || encode("other\n"));
+            assert_eq!(line, Bytes::from_static(b"other\n"));
+        }
+        assert_eq!(encoded.get(), 3);
+        assert_eq!(
+            shared.line(def(), EventType::Added, || encode("again\n")),
+            Bytes::from_static(b"added\n")
+        );
+    }
+
+    #[test]
+    fn label_changes_map_to_added_modified_deleted() {
+        let labels = LabelSelector::parse("app=in").expect("selector");
+        let fields = FieldSelector::default();
+        let kind_of = |before: &str, after: &str| {
+            let ev = WatchEvent {
+                kind: EventKind::Update,
+                kv: kv("a", after, 7),
+                prev: Some(kv("a", before, 6)),
+            };
+            let shared = decode_shared(&ev).expect("decodes");
+            map_shared(def(), Arc::new(shared), &labels, &fields)
+                .expect("maps")
+                .map(|e| e.kind)
+        };
+        assert_eq!(kind_of("in", "in"), Some(EventType::Modified));
+        assert_eq!(kind_of("out", "in"), Some(EventType::Added));
+        assert_eq!(kind_of("in", "out"), Some(EventType::Deleted));
+        assert_eq!(kind_of("out", "out"), None);
+    }
+}

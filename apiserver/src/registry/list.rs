@@ -200,6 +200,7 @@ impl Registry {
             labels: params.labels.clone(),
             fields: params.fields.clone(),
             pending: Some(items),
+            ahead: None,
             done: false,
         }))
     }
@@ -331,6 +332,7 @@ impl Registry {
 pub const STREAM_PAGE: u64 = 500;
 
 /// What a LIST reads.
+#[derive(Clone)]
 struct Plan {
     /// The storage row.
     def: &'static ResourceDef,
@@ -375,7 +377,8 @@ pub enum Listing {
     Paged(ListCursor),
 }
 
-/// The rest of an unlimited LIST, read page by page at the revision of its first page.
+/// The rest of an unlimited LIST, read page by page at the revision of its first page. The
+/// next page is read while the caller works on the current one (one page ahead).
 pub struct ListCursor {
     store: Arc<AnyStore>,
     plan: Plan,
@@ -383,6 +386,8 @@ pub struct ListCursor {
     fields: FieldSelector,
     /// The first page's selected items, not handed out yet.
     pending: Option<Vec<KeyValue>>,
+    /// The read of the next page, under way.
+    ahead: Option<tokio::task::JoinHandle<Result<capstan_store::ListResult, ApiError>>>,
     done: bool,
 }
 
@@ -392,17 +397,34 @@ impl ListCursor {
         self.plan.revision.unwrap_or(0)
     }
 
+    /// Start reading the page after `plan.after`.
+    fn read_ahead(&mut self) {
+        let (store, plan) = (self.store.clone(), self.plan.clone());
+        self.ahead = Some(tokio::spawn(async move {
+            read_page(&store, &plan, Some(STREAM_PAGE)).await
+        }));
+    }
+
     /// The selected items of the next page (possibly none); `None` after the last.
     pub async fn next_page(&mut self) -> Result<Option<Vec<KeyValue>>, ApiError> {
         if let Some(items) = self.pending.take() {
+            self.read_ahead();
             return Ok(Some(items));
         }
         if self.done {
             return Ok(None);
         }
-        let res = read_page(&self.store, &self.plan, Some(STREAM_PAGE)).await?;
+        let res = match self.ahead.take() {
+            Some(task) => task
+                .await
+                .map_err(|e| ApiError::Internal(format!("list page read failed: {e}")))??,
+            None => read_page(&self.store, &self.plan, Some(STREAM_PAGE)).await?,
+        };
         self.done = !res.more;
         self.plan.after = res.items.last().map(|kv| kv.key.clone());
+        if !self.done {
+            self.read_ahead();
+        }
         let mut items = Vec::with_capacity(res.items.len());
         for kv in res.items {
             if Registry::selected_kv(self.plan.def, &kv, &self.labels, &self.fields)? {
@@ -410,6 +432,15 @@ impl ListCursor {
             }
         }
         Ok(Some(items))
+    }
+}
+
+impl Drop for ListCursor {
+    fn drop(&mut self) {
+        // A client gone mid-list: do not finish a read nobody will use.
+        if let Some(task) = self.ahead.take() {
+            task.abort();
+        }
     }
 }
 

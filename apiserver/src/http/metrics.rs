@@ -64,6 +64,18 @@ struct Series {
     count: u64,
 }
 
+impl Series {
+    fn observe(&mut self, seconds: f64) {
+        let slot = DURATION_BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.buckets[slot] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     series: HashMap<RequestLabels, Series>,
@@ -77,23 +89,32 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    fn count(&self, labels: &RequestLabels, code: u16) {
-        if let Ok(mut s) = self.state.lock() {
-            let series = s.series.entry(labels.clone()).or_default();
-            *series.codes.entry(code).or_default() += 1;
+    /// The series of `labels`, created on first use (the labels are cloned only then).
+    fn series<'a>(inner: &'a mut Inner, labels: &RequestLabels) -> Option<&'a mut Series> {
+        if !inner.series.contains_key(labels) {
+            inner.series.insert(labels.clone(), Series::default());
         }
+        inner.series.get_mut(labels)
     }
 
     fn observe(&self, labels: &RequestLabels, seconds: f64) {
-        if let Ok(mut s) = self.state.lock() {
-            let series = s.series.entry(labels.clone()).or_default();
-            let slot = DURATION_BUCKETS
-                .iter()
-                .position(|b| seconds <= *b)
-                .unwrap_or(DURATION_BUCKETS.len());
-            series.buckets[slot] += 1;
-            series.sum += seconds;
-            series.count += 1;
+        if let Ok(mut s) = self.state.lock()
+            && let Some(series) = Self::series(&mut s, labels)
+        {
+            series.observe(seconds);
+        }
+    }
+
+    /// A request's code, and its duration when it is not a watch (a watch is observed when
+    /// it ends): one lock per request.
+    fn finish(&self, labels: &RequestLabels, code: u16, seconds: Option<f64>) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(series) = Self::series(&mut s, labels)
+        {
+            *series.codes.entry(code).or_default() += 1;
+            if let Some(seconds) = seconds {
+                series.observe(seconds);
+            }
         }
     }
 
@@ -360,10 +381,12 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, mut req: Request, next: 
     req.extensions_mut().insert(metrics.clone());
     let resp = next.run(req).instrument(span.clone()).await;
     let code = resp.status().as_u16();
+    let elapsed = start.elapsed().as_secs_f64();
     span.record("code", code);
-    span.record("duration_ms", start.elapsed().as_secs_f64() * 1e3);
-    metrics.count(&labels, code);
-    if labels.verb == "WATCH" && resp.status().is_success() {
+    span.record("duration_ms", elapsed * 1e3);
+    let watch = labels.verb == "WATCH" && resp.status().is_success();
+    metrics.finish(&labels, code, (!watch).then_some(elapsed));
+    if watch {
         metrics.longrunning(&labels, 1);
         let done = WatchDone {
             metrics,
@@ -377,7 +400,6 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, mut req: Request, next: 
         }));
         return Response::from_parts(parts, body);
     }
-    metrics.observe(&labels, start.elapsed().as_secs_f64());
     resp
 }
 
@@ -465,10 +487,8 @@ mod tests {
     fn exposition() {
         let m = Metrics::default();
         let l = classify(&Method::GET, "/api/v1/namespaces/d/pods", None, "");
-        m.count(&l, 200);
-        m.count(&l, 200);
-        m.observe(&l, 0.01);
-        m.observe(&l, 100.0);
+        m.finish(&l, 200, Some(0.01));
+        m.finish(&l, 200, Some(100.0));
         let text = m.render();
         assert!(text.contains(
             "apiserver_request_total{verb=\"LIST\",dry_run=\"\",group=\"\",version=\"v1\",resource=\"pods\",subresource=\"\",scope=\"namespace\",component=\"apiserver\",code=\"200\"} 2"

@@ -1,5 +1,13 @@
 //! The HTTPS serving loop: accept, TLS handshake (bounded), client certificate → [`Identity`],
-//! HTTP/1.1 or HTTP/2 via hyper-util's auto builder, graceful shutdown.
+//! HTTP/2 when ALPN chose `h2`, else HTTP/1.1, graceful shutdown.
+//!
+//! The protocol comes from ALPN, as Go's `net/http` server does over TLS, not from hyper-util's
+//! auto builder: that one sniffs a 24-byte prefix for the HTTP/2 preface first, after which
+//! hyper doubles each HTTP/1.1 connection's read buffer to 16 KiB (the largest part of an idle
+//! watch's memory). HTTP/1.1 connections do not take protocol upgrades: nothing serves one yet,
+//! and hyper-util's graceful-shutdown watcher does not accept an upgradeable connection. When
+//! exec/attach/port-forward arrive, HTTP/1.1 needs `with_upgrades()` and its own
+//! graceful-shutdown wrapper.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,7 +18,6 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
@@ -70,13 +77,13 @@ pub async fn serve_tls_with(
     options: ServeTlsOptions,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    builder
-        .http2()
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1.timer(TokioTimer::new());
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(options.http2_max_concurrent_streams);
-    let builder = Arc::new(builder);
+    let builders = Arc::new(Builders { http1, http2 });
     let graceful = GracefulShutdown::new();
     // Cancelled when the grace period is over: closes whatever is still open.
     let force_close = CancellationToken::new();
@@ -98,7 +105,7 @@ pub async fn serve_tls_with(
         let conn = Conn {
             acceptor: acceptor.clone(),
             app: app.clone(),
-            builder: builder.clone(),
+            builders: builders.clone(),
             watcher: graceful.watcher(),
             shutdown: shutdown.clone(),
             force_close: force_close.clone(),
@@ -121,11 +128,17 @@ pub async fn serve_tls_with(
     }
 }
 
+/// The HTTP/1.1 and HTTP/2 connection settings.
+struct Builders {
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
 /// One accepted connection and what it needs.
 struct Conn {
     acceptor: TlsAcceptor,
     app: Router,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     watcher: Watcher,
     shutdown: CancellationToken,
     force_close: CancellationToken,
@@ -170,18 +183,31 @@ impl Conn {
                 response
             }
         });
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = self.watcher.watch(conn.into_owned());
-        tokio::select! {
-            result = conn => {
-                if let Err(e) = result {
-                    tracing::debug!(%remote, error = %e, "connection ended with an error");
-                }
-            }
-            _ = self.force_close.cancelled() => {}
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+        let io = TokioIo::new(stream);
+        if h2 {
+            let conn = self.builders.http2.serve_connection(io, service);
+            drive(self.watcher.watch(conn), &self.force_close, remote).await;
+        } else {
+            let conn = self.builders.http1.serve_connection(io, service);
+            drive(self.watcher.watch(conn), &self.force_close, remote).await;
         }
+    }
+}
+
+/// Run a connection to its end, or until the grace period is over.
+async fn drive<F, E>(conn: F, force_close: &CancellationToken, remote: SocketAddr)
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::select! {
+        result = conn => {
+            if let Err(e) = result {
+                tracing::debug!(%remote, error = %e, "connection ended with an error");
+            }
+        }
+        _ = force_close.cancelled() => {}
     }
 }
 

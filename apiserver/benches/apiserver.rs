@@ -5,7 +5,9 @@
 //!
 //! 1. create-pod throughput and p50/p99 (2-4 KiB pods, JSON pre-generated) at concurrency
 //!    1/16/256 through the HTTP API, next to the raw store write (`Store::create` of the same
-//!    bytes at the same concurrency) and, on etcd, raw `etcd-client` puts (the floor);
+//!    bytes at the same concurrency) and, on etcd, raw `etcd-client` puts (the floor), each
+//!    with its CPU time per operation (this process, i.e. server and client, and the etcd
+//!    process, from `/proc` around the cell; the process uses the binary's allocator, mimalloc);
 //! 2. p99 of single creates at a steady 100 writes/s for 10 s (open loop: each write is
 //!    started on its tick, so a slow write does not delay the next);
 //! 3. 1000 watchers on one namespace, one create every 10 ms for 10 s, on a fresh server

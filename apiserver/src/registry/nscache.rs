@@ -53,8 +53,11 @@ struct State {
     started: bool,
     /// The watch is established: store reads begun from now on may be recorded.
     synced: bool,
-    /// Bumped on every reset; a read records its result only under the generation it began in.
+    /// Bumped on every reset and tombstone purge; a read records its result only under the
+    /// generation it began in.
     generation: u64,
+    /// Bumped on every reset only: which watch task is the current one.
+    epoch: u64,
     entries: HashMap<String, Entry>,
     tombstones: usize,
 }
@@ -86,6 +89,7 @@ impl State {
         self.started = false;
         self.synced = false;
         self.generation += 1;
+        self.epoch += 1;
         self.entries.clear();
         self.tombstones = 0;
     }
@@ -146,11 +150,11 @@ impl NamespaceCache {
         };
         if !st.started {
             st.started = true;
-            let generation = st.generation;
+            let epoch = st.epoch;
             tokio::spawn(run(
                 Arc::downgrade(self),
                 registry.clone(),
-                generation,
+                epoch,
                 self.stop.clone(),
             ));
         }
@@ -192,12 +196,7 @@ impl NamespaceCache {
 
 /// The watch task: follows every namespace change until the stream ends (the cache then
 /// empties and the next lookup starts a new one) or the cache is dropped.
-async fn run(
-    cache: Weak<NamespaceCache>,
-    registry: Registry,
-    generation: u64,
-    stop: CancellationToken,
-) {
+async fn run(cache: Weak<NamespaceCache>, registry: Registry, epoch: u64, stop: CancellationToken) {
     let stream = async {
         let def = resources::lookup("", "v1", "namespaces")?;
         let start = registry.store().current_revision().await.ok()?;
@@ -212,7 +211,7 @@ async fn run(
     let reset = |cache: &Weak<NamespaceCache>| {
         if let Some(c) = cache.upgrade()
             && let Ok(mut st) = c.state.lock()
-            && st.generation == generation
+            && st.epoch == epoch
         {
             st.reset();
         }
@@ -223,7 +222,7 @@ async fn run(
     };
     match cache.upgrade() {
         Some(c) => match c.state.lock() {
-            Ok(mut st) if st.generation == generation => st.synced = true,
+            Ok(mut st) if st.epoch == epoch => st.synced = true,
             _ => return,
         },
         None => return,
@@ -247,7 +246,7 @@ async fn run(
         let Ok(mut st) = c.state.lock() else {
             return;
         };
-        if st.generation != generation {
+        if st.epoch != epoch {
             return;
         }
         let Some(name) = object::name(&ev.object) else {
@@ -297,6 +296,8 @@ mod tests {
             st.record(&format!("gone-{i}"), 10 + i as Revision, None);
         }
         assert_eq!(st.generation, 1);
+        // The watch task stays the current one.
+        assert_eq!(st.epoch, 0);
         assert_eq!(st.tombstones, 0);
         assert_eq!(st.entries.len(), 1);
     }

@@ -284,7 +284,8 @@ async fn list_items_are_get_bytes(s: &TestServer) -> anyhow::Result<()> {
 /// its body is the same as the one-read answer (a limit above the count), selectors included.
 async fn long_lists_stream_the_same_bytes(s: &TestServer) -> anyhow::Result<()> {
     let cms = "/api/v1/namespaces/default/configmaps";
-    let n: usize = 1234;
+    // More than one page, and not a multiple of it.
+    let n = usize::try_from(capstan_apiserver::registry::STREAM_PAGE)? + 234;
     for i in 0..n {
         let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": format!("cm-{i:05}"), "labels": {"third": (i % 3 == 0).to_string()}},

@@ -329,7 +329,11 @@ impl Registry {
 }
 
 /// Items per store read of an unlimited LIST answered while it is read ([`Listing::Paged`]).
-pub const STREAM_PAGE: u64 = 500;
+/// At most two pages are held (the one being written and the one read ahead): ~9 MB each for
+/// 4.4 KB pods. 2000 rather than 500: LIST of 10k pods on etcd, p50 of 5, interleaved runs on
+/// a quiet machine: 500 → 205-259 ms (median 208), 1000 → 172-221, 2000 → 122-277 (median
+/// 158); fewer etcd round trips per list. No difference on SQLite (71-79 ms either way).
+pub const STREAM_PAGE: u64 = 2000;
 
 /// What a LIST reads.
 #[derive(Clone)]

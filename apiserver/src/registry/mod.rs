@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::object::{self, Object};
 use crate::resources::{self, ResourceDef};
 
-pub use list::{ListCursor, ListParams, Listing, ObjectList, RawList, parse_rv};
+pub use list::{ListCursor, ListParams, Listing, ObjectList, RawList, STREAM_PAGE, parse_rv};
 pub use watch::{EventType, ObjectEvent, ObjectWatch};
 
 /// How unknown or duplicate fields in a request are treated (`fieldValidation`).

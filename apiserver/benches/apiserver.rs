@@ -313,7 +313,7 @@ struct Server {
     url: String,
     store: Arc<AnyStore>,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Result<(), server::ServerError>>,
     _dir: tempfile::TempDir,
 }
 
@@ -330,21 +330,11 @@ async fn start_server(datastore: &str) -> Result<Server> {
     };
     let store = Arc::new(AnyStore::open(&ds, config).await?);
     let shutdown = CancellationToken::new();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (token, server_store) = (shutdown.clone(), store.clone());
-    let task = tokio::spawn(async move {
-        let mut tx = Some(tx);
-        let res = server::run_with_store(args, server_store, token, move |ready| {
-            if let Some(tx) = tx.take() {
-                let _ = tx.send(ready);
-            }
-        })
-        .await;
-        if let Err(e) = res {
-            eprintln!("apiserver exited: {e}");
-        }
-    });
-    let ready = tokio::time::timeout(Duration::from_secs(30), rx).await??;
+    let (ready, task) = tokio::time::timeout(
+        Duration::from_secs(30),
+        server::spawn_with_store(args, store.clone(), shutdown.clone()),
+    )
+    .await??;
     Ok(Server {
         url: ready.url,
         store,

@@ -93,6 +93,8 @@ pub enum ServerError {
     Tls(String),
     #[error("invalid flag: {0}")]
     Flag(String),
+    #[error("the server stopped before it was ready")]
+    NotReady,
 }
 
 /// What a started server tells its caller.
@@ -286,6 +288,32 @@ async fn serve_plain(listener: TcpListener, app: axum::Router, shutdown: Cancell
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// [`run_with_store`] on its own task, returned once it serves: for whoever runs the API server
+/// next to other components in one process (component tests, benchmarks). An error it stops
+/// with before it is ready is returned here; a server stopped by `shutdown` before it was
+/// ready gives [`ServerError::NotReady`].
+pub async fn spawn_with_store(
+    args: Args,
+    store: Arc<AnyStore>,
+    shutdown: CancellationToken,
+) -> Result<(Ready, tokio::task::JoinHandle<Result<(), ServerError>>), ServerError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut task = tokio::spawn(async move {
+        run_with_store(args, store, shutdown, move |ready| {
+            let _ = tx.send(ready);
+        })
+        .await
+    });
+    match rx.await {
+        Ok(ready) => Ok((ready, task)),
+        // The sender is gone without a `Ready`: the server has stopped.
+        Err(_) => match (&mut task).await {
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(())) | Err(_) => Err(ServerError::NotReady),
+        },
+    }
 }
 
 /// [`run`] over a store the caller opened (tests and benchmarks keep a handle to it).

@@ -77,6 +77,12 @@ impl Kubectl {
         Ok(out.stdout)
     }
 
+    /// `kubectl rollout status` of `target` in [`NS`], bounded at 60 s; must succeed.
+    async fn rollout_status(&self, target: &str) -> Result<String> {
+        self.ok(&["rollout", "status", "-n", NS, target, "--timeout=60s"])
+            .await
+    }
+
     fn file(&self, name: &str, content: &str) -> Result<String> {
         let p = self.work.join(name);
         std::fs::write(&p, content)?;
@@ -336,15 +342,7 @@ async fn scenarios(k: &Kubectl, client: &kube::Client, cluster: &mut Cluster) ->
         on.len() == 3,
         "3 replicas should spread over 3 nodes: {on:?}"
     );
-    k.ok(&[
-        "rollout",
-        "status",
-        "-n",
-        NS,
-        "deployment/web",
-        "--timeout=60s",
-    ])
-    .await?;
+    k.rollout_status("deployment/web").await?;
     eprintln!("[{:?}] create + rollout status", t.elapsed());
 
     // Update the image, then undo.
@@ -358,15 +356,7 @@ async fn scenarios(k: &Kubectl, client: &kube::Client, cluster: &mut Cluster) ->
     };
     k.ok(&["set", "image", "-n", NS, "deployment/web", "web=nginx:1.26"])
         .await?;
-    k.ok(&[
-        "rollout",
-        "status",
-        "-n",
-        NS,
-        "deployment/web",
-        "--timeout=60s",
-    ])
-    .await?;
+    k.rollout_status("deployment/web").await?;
     ensure!(image(&deploys.get("web").await?) == "nginx:1.26");
     let web = wait_running(&pods, "app=web", 3).await?;
     for p in &web {
@@ -386,15 +376,7 @@ async fn scenarios(k: &Kubectl, client: &kube::Client, cluster: &mut Cluster) ->
         Ok((image(&deploys.get("web").await?) == "nginx:1.25").then_some(()))
     })
     .await?;
-    k.ok(&[
-        "rollout",
-        "status",
-        "-n",
-        NS,
-        "deployment/web",
-        "--timeout=60s",
-    ])
-    .await?;
+    k.rollout_status("deployment/web").await?;
     eprintln!("[{:?}] set image + undo", t.elapsed());
 
     // Scale up and down to zero.

@@ -43,21 +43,11 @@ async fn start_server() -> anyhow::Result<Server> {
     let datastore = Datastore::parse(&args.datastore, &args.data_dir)?;
     let store = Arc::new(AnyStore::open(&datastore, StoreConfig::default()).await?);
     let shutdown = CancellationToken::new();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        let mut tx = Some(tx);
-        let res = server::run_with_store(args, store, token, move |ready| {
-            if let Some(tx) = tx.take() {
-                let _ = tx.send(ready);
-            }
-        })
-        .await;
-        if let Err(e) = res {
-            eprintln!("apiserver exited: {e}");
-        }
-    });
-    let ready = tokio::time::timeout(Duration::from_secs(30), rx).await??;
+    let (ready, _task) = tokio::time::timeout(
+        Duration::from_secs(30),
+        server::spawn_with_store(args, store, shutdown.clone()),
+    )
+    .await??;
     let client = kube::Client::try_from(kube::Config::new(ready.url.parse()?))?;
     Ok(Server {
         url: ready.url,

@@ -233,6 +233,23 @@ async fn raw_cell(
 const RAW_PUT: &str = "raw etcd put";
 const RAW_TXN: &str = "raw etcd txn (create)";
 
+/// `n` bytes of a repeating a-z pattern.
+fn pattern_value(n: usize) -> Bytes {
+    (0..n)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// The default config with automatic compaction off, for both backends: raw etcd does not
+/// compact either.
+fn no_compaction() -> StoreConfig {
+    StoreConfig {
+        compaction_interval: None,
+        ..StoreConfig::default()
+    }
+}
+
 async fn throughput() -> Result<()> {
     let backends = env_list("CAPSTAN_BENCH_BACKENDS", "raw,rawtxn,etcd,sqlite");
     let concurrency: Vec<usize> = env_list("CAPSTAN_BENCH_CONCURRENCY", "1,16,256")
@@ -244,10 +261,7 @@ async fn throughput() -> Result<()> {
     let ops_cn: u64 = env_or("CAPSTAN_BENCH_OPS", 20_000);
     let max_time = Duration::from_secs(env_or("CAPSTAN_BENCH_CELL_SECS", 60));
     let value_bytes: usize = env_or("CAPSTAN_BENCH_VALUE_BYTES", 2048);
-    let value: Bytes = (0..value_bytes)
-        .map(|i| b'a' + (i % 26) as u8)
-        .collect::<Vec<_>>()
-        .into();
+    let value = pattern_value(value_bytes);
 
     let cluster = tokio::task::spawn_blocking(|| capstan_testkit::EtcdCluster::start(1))
         .await?
@@ -256,11 +270,7 @@ async fn throughput() -> Result<()> {
     let tmp = tempfile::Builder::new()
         .prefix("capstan-bench-sqlite-")
         .tempdir()?;
-    // Automatic compaction off for both backends: raw etcd does not compact either.
-    let config = StoreConfig {
-        compaction_interval: None,
-        ..StoreConfig::default()
-    };
+    let config = no_compaction();
     println!(
         "# store throughput: creates of {value_bytes}-byte values\n\n\
          etcd: {} (single member, data dir {}), SQLite: {}; {} cores\n",
@@ -605,10 +615,7 @@ async fn list() -> Result<()> {
     let n: usize = env_or("CAPSTAN_BENCH_LIST_N", 10_000);
     let value_bytes: usize = env_or("CAPSTAN_BENCH_LIST_VALUE_BYTES", 3400);
     let rounds: usize = env_or("CAPSTAN_BENCH_LIST_ROUNDS", 15);
-    let value: Bytes = (0..value_bytes)
-        .map(|i| b'a' + (i % 26) as u8)
-        .collect::<Vec<_>>()
-        .into();
+    let value = pattern_value(value_bytes);
     let cluster = tokio::task::spawn_blocking(|| capstan_testkit::EtcdCluster::start(1))
         .await?
         .context("starting etcd")?;
@@ -616,10 +623,7 @@ async fn list() -> Result<()> {
     let tmp = tempfile::Builder::new()
         .prefix("capstan-bench-list-")
         .tempdir()?;
-    let config = StoreConfig {
-        compaction_interval: None,
-        ..StoreConfig::default()
-    };
+    let config = no_compaction();
     println!(
         "# store list: one prefix of {n} values of {value_bytes} bytes, median (min) of {rounds}\n\n| backend | median ms | min ms | ÷ raw etcd range (median) |\n|---|---:|---:|---:|"
     );

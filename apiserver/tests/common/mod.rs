@@ -24,7 +24,7 @@ pub struct TestServer {
     pub store: Arc<AnyStore>,
     pub client: kube::Client,
     shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), server::ServerError>>>,
     _dir: tempfile::TempDir,
     _etcd: Option<EtcdCluster>,
 }
@@ -53,22 +53,11 @@ impl TestServer {
         };
         let store = Arc::new(AnyStore::open(&datastore, config).await?);
         let shutdown = CancellationToken::new();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let token = shutdown.clone();
-        let server_store = store.clone();
-        let task = tokio::spawn(async move {
-            let mut tx = Some(tx);
-            let res = server::run_with_store(args, server_store, token, move |ready| {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(ready);
-                }
-            })
-            .await;
-            if let Err(e) = res {
-                eprintln!("apiserver exited: {e}");
-            }
-        });
-        let ready = tokio::time::timeout(Duration::from_secs(30), rx).await??;
+        let (ready, task) = tokio::time::timeout(
+            Duration::from_secs(30),
+            server::spawn_with_store(args, store.clone(), shutdown.clone()),
+        )
+        .await??;
         let config = kube::Config::new(ready.url.parse()?);
         let client = kube::Client::try_from(config)?;
         Ok(TestServer {

@@ -15,7 +15,7 @@ pub struct TestServer {
     pub client: kube::Client,
     /// Cancelled when the server stops; controllers started with [`TestServer::spawn`] stop too.
     pub shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), server::ServerError>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -37,21 +37,11 @@ impl TestServer {
         };
         let store = Arc::new(AnyStore::open(&datastore, config).await?);
         let shutdown = CancellationToken::new();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let token = shutdown.clone();
-        let task = tokio::spawn(async move {
-            let mut tx = Some(tx);
-            let res = server::run_with_store(args, store, token, move |ready| {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(ready);
-                }
-            })
-            .await;
-            if let Err(e) = res {
-                eprintln!("apiserver exited: {e}");
-            }
-        });
-        let ready = tokio::time::timeout(Duration::from_secs(30), rx).await??;
+        let (ready, task) = tokio::time::timeout(
+            Duration::from_secs(30),
+            server::spawn_with_store(args, store, shutdown.clone()),
+        )
+        .await??;
         let client = kube::Client::try_from(kube::Config::new(ready.url.parse()?))?;
         Ok(TestServer {
             client,

@@ -37,21 +37,11 @@ impl Cluster {
         };
         let store = Arc::new(AnyStore::open(&datastore, config).await?);
         let shutdown = CancellationToken::new();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let token = shutdown.clone();
-        tokio::spawn(async move {
-            let mut tx = Some(tx);
-            let res = server::run_with_store(args, store, token, move |ready| {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(ready);
-                }
-            })
-            .await;
-            if let Err(e) = res {
-                eprintln!("apiserver exited: {e}");
-            }
-        });
-        let ready = tokio::time::timeout(Duration::from_secs(30), rx).await??;
+        let (ready, _task) = tokio::time::timeout(
+            Duration::from_secs(30),
+            server::spawn_with_store(args, store, shutdown.clone()),
+        )
+        .await??;
         let client = kube::Client::try_from(kube::Config::new(ready.url.parse()?))?;
         tokio::spawn(capstan_controllers::deployment::run(
             client.clone(),

@@ -14,7 +14,7 @@ pub struct TestServer {
     pub url: String,
     pub client: kube::Client,
     shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), server::ServerError>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -29,21 +29,11 @@ impl TestServer {
         };
         let store = Arc::new(AnyStore::open(&datastore, config).await?);
         let shutdown = CancellationToken::new();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let token = shutdown.clone();
-        let task = tokio::spawn(async move {
-            let mut tx = Some(tx);
-            let res = server::run_with_store(args, store, token, move |ready| {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(ready);
-                }
-            })
-            .await;
-            if let Err(e) = res {
-                eprintln!("apiserver exited: {e}");
-            }
-        });
-        let ready = tokio::time::timeout(Duration::from_secs(30), rx).await??;
+        let (ready, task) = tokio::time::timeout(
+            Duration::from_secs(30),
+            server::spawn_with_store(args, store, shutdown.clone()),
+        )
+        .await??;
         let config = kube::Config::new(ready.url.parse()?);
         let client = kube::Client::try_from(config)?;
         Ok(TestServer {

@@ -75,10 +75,12 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
             .map(rendered)
             .ok_or(ApiError::NoRoute),
         ["openapi", "v2"] if is_get => Ok(openapi::v2_response(req.headers())),
-        ["openapi", "v3"] if is_get => Ok(rendered(openapi::v3_index())),
-        ["openapi", "v3", rest @ ..] if is_get => openapi::v3_document(&rest.join("/"))
-            .map(rendered)
-            .ok_or(ApiError::NoRoute),
+        ["openapi", "v3"] if is_get => Ok(openapi::v3_index_response(req.headers())),
+        ["openapi", "v3", rest @ ..] if is_get => {
+            let hash = openapi_hash(req.uri().query());
+            openapi::v3_response(&rest.join("/"), hash.as_deref(), req.headers())
+                .ok_or(ApiError::NoRoute)
+        }
         ["metrics"] if is_get => Ok(metrics::response(
             req.extensions().get::<Arc<metrics::Metrics>>(),
         )),
@@ -91,6 +93,14 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
         _ => Err(ApiError::NoRoute),
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The `hash` query parameter of an `/openapi/v3/...` request.
+fn openapi_hash(query: Option<&str>) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query?)
+        .ok()?
+        .into_iter()
+        .find_map(|(k, v)| (k == "hash").then_some(v))
 }
 
 fn rendered(r: discovery::Rendered) -> Response {

@@ -41,6 +41,8 @@ static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(schemas::build);
 
 struct V3 {
     index: Rendered,
+    /// The index's entity tag (quoted hash of its bytes).
+    index_etag: String,
     /// `api/v1`, `apis/apps/v1` → (document, hash).
     docs: BTreeMap<String, (Rendered, String)>,
 }
@@ -112,6 +114,19 @@ pub enum V2Format {
 /// spellings; the first match wins. No Accept header means `*/*` (JSON). `None`: nothing
 /// acceptable (406). Clauses with `q=0` are refusals and skipped.
 pub fn v2_negotiate(accept: &str) -> Option<V2Format> {
+    negotiate(
+        accept,
+        &[
+            ("json", V2Format::Json),
+            (V2_PROTOBUF_DEPRECATED_SUBTYPE, V2Format::Protobuf),
+            (&V2_PROTOBUF["application/".len()..], V2Format::Protobuf),
+        ],
+    )
+}
+
+/// The first of `offered` (`application/<subtype>`, in server preference order) that the best
+/// acceptable Accept clause allows; see [`v2_negotiate`].
+fn negotiate<T: Copy>(accept: &str, offered: &[(&str, T)]) -> Option<T> {
     let accept = if accept.trim().is_empty() {
         "*/*"
     } else {
@@ -139,11 +154,6 @@ pub fn v2_negotiate(accept: &str) -> Option<V2Format> {
             .then((a.1 == "*").cmp(&(b.1 == "*")))
             .then((a.2 == "*").cmp(&(b.2 == "*")))
     });
-    let offered = [
-        ("json", V2Format::Json),
-        (V2_PROTOBUF_DEPRECATED_SUBTYPE, V2Format::Protobuf),
-        (&V2_PROTOBUF["application/".len()..], V2Format::Protobuf),
-    ];
     clauses.iter().find_map(|(_, ty, sub)| {
         if ty != "application" && ty != "*" {
             return None;
@@ -162,6 +172,108 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     })
 }
 
+/// Whether the request's `If-None-Match` names `etag`.
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| etag_matches(v, etag))
+}
+
+fn etag_value(etag: &str) -> HeaderValue {
+    HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""))
+}
+
+/// The answer to `GET /openapi/v3`: the index with an `ETag` (a hash of its bytes), 304 when
+/// `If-None-Match` names it, as upstream's discovery handler.
+pub fn v3_index_response(headers: &HeaderMap) -> Response {
+    let etag = &V3_DOCS.index_etag;
+    if not_modified(headers, etag) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value(etag))]).into_response();
+    }
+    let index = v3_index();
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(index.content_type),
+            ),
+            (header::ETAG, etag_value(etag)),
+        ],
+        index.body,
+    )
+        .into_response()
+}
+
+/// The answer to `GET /openapi/v3/{gv_path}` (`hash` is the `?hash=` query value, if any), as
+/// upstream: JSON (we do not offer the v3 protobuf encoding: an Accept naming only that is
+/// 406), `Vary: Accept`, `ETag` = the document's hash; a `hash` that is not the current one
+/// is answered `301 Moved Permanently` to the current URL, the current one makes the answer
+/// cacheable forever (`Cache-Control: public, immutable` and `Expires` a year ahead); 304 when
+/// `If-None-Match` names the hash. `None`: no such group-version.
+pub fn v3_response(gv_path: &str, hash: Option<&str>, headers: &HeaderMap) -> Option<Response> {
+    let key = gv_path.trim_start_matches('/');
+    let (doc, current) = V3_DOCS.docs.get(key)?;
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let vary = (header::VARY, HeaderValue::from_static("Accept"));
+    if negotiate(accept, &[("json", ())]).is_none() {
+        let mut response = ApiError::NotAcceptable(format!(
+            "only the following media types are accepted: {JSON}"
+        ))
+        .into_response();
+        response.headers_mut().insert(vary.0, vary.1);
+        return Some(response);
+    }
+    let etag = format!("\"{current}\"");
+    let mut out = HeaderMap::new();
+    out.insert(vary.0, vary.1);
+    out.insert(header::ETAG, etag_value(&etag));
+    match hash.filter(|h| !h.is_empty()) {
+        Some(asked) if asked != current => {
+            let location = format!("/openapi/v3/{key}?hash={current}");
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                out.insert(header::LOCATION, location);
+            }
+            out.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            let body =
+                format!("<a href=\"/openapi/v3/{key}?hash={current}\">Moved Permanently</a>.\n\n");
+            return Some((StatusCode::MOVED_PERMANENTLY, out, body).into_response());
+        }
+        Some(_) => {
+            out.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, immutable"),
+            );
+            let year_ahead = jiff::Timestamp::now()
+                .checked_add(jiff::SignedDuration::from_hours(365 * 24))
+                .unwrap_or(jiff::Timestamp::MAX);
+            let expires = jiff::fmt::rfc2822::DateTimePrinter::new()
+                .timestamp_to_rfc9110_string(&year_ahead)
+                .ok()
+                .and_then(|s| HeaderValue::from_str(&s).ok());
+            if let Some(expires) = expires {
+                out.insert(header::EXPIRES, expires);
+            }
+        }
+        None => {}
+    }
+    if not_modified(headers, &etag) {
+        return Some((StatusCode::NOT_MODIFIED, out).into_response());
+    }
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(doc.content_type),
+    );
+    Some((StatusCode::OK, out, doc.body.clone()).into_response())
+}
+
 /// The answer to `GET /openapi/v2`: the negotiated encoding with `ETag` and `Vary: Accept`,
 /// 304 Not Modified when `If-None-Match` names the current entity tag (client-go's HTTP cache
 /// revalidates this way), 406 with a `Status` when no offered type is acceptable.
@@ -178,15 +290,8 @@ pub fn v2_response(headers: &HeaderMap) -> Response {
     };
     let etag = V2_JSON.etag.as_str();
     let vary = (header::VARY, HeaderValue::from_static("accept"));
-    let etag_header = (
-        header::ETAG,
-        HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\"")),
-    );
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| etag_matches(v, etag));
-    if not_modified {
+    let etag_header = (header::ETAG, etag_value(etag));
+    if not_modified(headers, etag) {
         return (StatusCode::NOT_MODIFIED, [vary, etag_header]).into_response();
     }
     let doc = match format {
@@ -279,8 +384,11 @@ fn build_v3(cat: &Catalogue) -> V3 {
         );
         docs.insert(key, (rendered, hash));
     }
+    let index = Rendered::json(JSON, &json!({"paths": index}));
+    let index_etag = format!("\"{}\"", hash_hex(&index.body));
     V3 {
-        index: Rendered::json(JSON, &json!({"paths": index})),
+        index,
+        index_etag,
         docs,
     }
 }

@@ -598,3 +598,81 @@ fn v2_response_headers_and_revalidation() {
         StatusCode::NOT_ACCEPTABLE
     );
 }
+
+#[test]
+fn v3_responses_cache_and_redirect_as_upstream() {
+    use axum::http::{HeaderMap, StatusCode, header};
+    let headers = |pairs: &[(header::HeaderName, &str)]| {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), v.parse().expect("header value"));
+        }
+        h
+    };
+    let current = v3_hash("apis/apps/v1").expect("apps/v1 served");
+    let etag = format!("\"{current}\"");
+
+    let plain = v3_response("apis/apps/v1", None, &headers(&[])).expect("served");
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert_eq!(plain.headers()[header::CONTENT_TYPE], JSON);
+    assert_eq!(plain.headers()[header::VARY], "Accept");
+    assert_eq!(plain.headers()[header::ETAG], etag.as_str());
+    assert!(plain.headers().get(header::CACHE_CONTROL).is_none());
+
+    let pinned = v3_response("apis/apps/v1", Some(current), &headers(&[])).expect("served");
+    assert_eq!(pinned.status(), StatusCode::OK);
+    assert_eq!(pinned.headers()[header::CACHE_CONTROL], "public, immutable");
+    let expires = pinned.headers()[header::EXPIRES]
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(expires.ends_with(" GMT"), "{expires}");
+
+    let moved = v3_response("/apis/apps/v1", Some("0BAD"), &headers(&[])).expect("served");
+    assert_eq!(moved.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        moved.headers()[header::LOCATION],
+        format!("/openapi/v3/apis/apps/v1?hash={current}").as_str()
+    );
+
+    let cached = v3_response(
+        "apis/apps/v1",
+        Some(current),
+        &headers(&[(header::IF_NONE_MATCH, &etag)]),
+    )
+    .expect("served");
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(cached.headers()[header::ETAG], etag.as_str());
+
+    let refused = v3_response(
+        "api/v1",
+        None,
+        &headers(&[(
+            header::ACCEPT,
+            "application/com.github.proto-openapi.spec.v3.v1.0+protobuf",
+        )]),
+    )
+    .expect("served");
+    assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE);
+    let json_too = v3_response(
+        "api/v1",
+        None,
+        &headers(&[(
+            header::ACCEPT,
+            "application/com.github.proto-openapi.spec.v3.v1.0+protobuf, application/json;q=0.9",
+        )]),
+    )
+    .expect("served");
+    assert_eq!(json_too.status(), StatusCode::OK);
+    assert!(v3_response("apis/nope/v1", None, &headers(&[])).is_none());
+
+    let index = v3_index_response(&headers(&[]));
+    assert_eq!(index.status(), StatusCode::OK);
+    let index_etag = index.headers()[header::ETAG]
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(index_etag.len() == 34, "{index_etag}");
+    let index_cached = v3_index_response(&headers(&[(header::IF_NONE_MATCH, &index_etag)]));
+    assert_eq!(index_cached.status(), StatusCode::NOT_MODIFIED);
+}

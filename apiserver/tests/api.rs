@@ -202,8 +202,12 @@ fn expected_list(
         Some(c) => format!(",\"continue\":{}", serde_json::to_string(c)?),
         None => String::new(),
     };
+    let remaining = match v["metadata"]["remainingItemCount"].as_i64() {
+        Some(n) => format!(",\"remainingItemCount\":{n}"),
+        None => String::new(),
+    };
     Ok(format!(
-        "{{\"kind\":\"{kind}List\",\"apiVersion\":\"{api_version}\",\"metadata\":{{\"resourceVersion\":\"{rv}\"{cont}}},\"items\":[{}]}}\n",
+        "{{\"kind\":\"{kind}List\",\"apiVersion\":\"{api_version}\",\"metadata\":{{\"resourceVersion\":\"{rv}\"{cont}{remaining}}},\"items\":[{}]}}\n",
         items.join(",")
     ))
 }
@@ -255,6 +259,24 @@ async fn list_items_are_get_bytes(s: &TestServer) -> anyhow::Result<()> {
         "{page}"
     );
     anyhow::ensure!(page.contains("\"continue\":"), "{page}");
+    // remainingItemCount: what follows the page, set only while nothing filters the list and
+    // something follows (upstream's ListMeta rules).
+    let want_remaining = gets.len() as i64 - 2;
+    anyhow::ensure!(
+        page.contains(&format!("\"remainingItemCount\":{want_remaining}}}")),
+        "{page}"
+    );
+    let cont = serde_json::from_str::<Value>(&page)?["metadata"]["continue"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let rest = list(format!("{pods}?limit=2&continue={cont}")).await?;
+    anyhow::ensure!(!rest.contains("remainingItemCount"), "{rest}");
+    let filtered = list(format!("{pods}?limit=1&labelSelector=app%3Dweb")).await?;
+    anyhow::ensure!(
+        filtered.contains("\"continue\":") && !filtered.contains("remainingItemCount"),
+        "{filtered}"
+    );
     // Deployments are stored as apps/v1; the old versions are converted item by item.
     let body = json!({"apiVersion": "apps/v1beta1", "kind": "Deployment", "metadata": {"name": "conv"},
         "spec": {"replicas": 1, "template": {"metadata": {"labels": {"app": "conv"}},

@@ -96,6 +96,9 @@ pub struct ListOptions {
     /// limited list by passing the last key received ([`ListResult::continue_after`]) with
     /// the same revision.
     pub start_after: Option<String>,
+    /// When the limit cuts the list short, also count the keys after the last one returned
+    /// ([`ListResult::remaining`]; the API's `remainingItemCount`).
+    pub count_remaining: bool,
 }
 
 /// Result of [`Store::list`].
@@ -107,6 +110,9 @@ pub struct ListResult {
     pub revision: Revision,
     /// True when the limit cut the list short.
     pub more: bool,
+    /// With [`ListOptions::count_remaining`] and `more`: how many keys under the prefix follow
+    /// the last one returned, at the same revision.
+    pub remaining: Option<u64>,
 }
 
 impl ListResult {
@@ -476,6 +482,7 @@ mod tests {
             }],
             revision: 1,
             more: true,
+            remaining: Some(3),
         };
         assert_eq!(r.continue_after(), Some("/registry/a"));
     }

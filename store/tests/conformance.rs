@@ -138,6 +138,7 @@ async fn list_all_paged<S: Store>(s: &S, prefix: &str, limit: u64) -> ListResult
             .list(
                 prefix,
                 ListOptions {
+                    count_remaining: false,
                     revision: Some(revision),
                     limit: Some(limit),
                     start_after: Some(after),
@@ -357,6 +358,7 @@ async fn list_at_past_revision<S: Store>(s: Arc<S>) {
         .list(
             &k("ns/"),
             ListOptions {
+                count_remaining: false,
                 revision: Some(r1),
                 limit: Some(1),
                 start_after: None,
@@ -370,6 +372,7 @@ async fn list_at_past_revision<S: Store>(s: Arc<S>) {
         .list(
             &k("ns/"),
             ListOptions {
+                count_remaining: false,
                 revision: Some(r1),
                 limit: Some(1),
                 start_after: p1.continue_after().map(str::to_string),
@@ -430,6 +433,7 @@ async fn list_limit_basics<S: Store>(s: Arc<S>) {
         .list(
             &k("l/"),
             ListOptions {
+                count_remaining: false,
                 revision: Some(p.revision),
                 limit: None,
                 start_after: Some(k("l/1")),
@@ -441,6 +445,69 @@ async fn list_limit_basics<S: Store>(s: Arc<S>) {
     assert_eq!(keys, [k("l/2"), k("l/3"), k("l/4")]);
     let paged = list_all_paged(&*s, &k("l/"), 2).await;
     assert_eq!(paged.items, all.items);
+}
+
+/// `count_remaining`: how many keys follow a limited page, at the page's revision (also a past
+/// one), only when asked and only when the limit cut the list short.
+async fn list_counts_remaining<S: Store>(s: Arc<S>) {
+    for i in 0..10 {
+        s.create(&k(&format!("rc/{i}")), val(format!("{i}")))
+            .await
+            .unwrap();
+    }
+    s.create(&k("rc0"), val("outside the prefix"))
+        .await
+        .unwrap();
+    let counted = |revision: Option<Revision>, limit: u64, after: Option<&str>| ListOptions {
+        revision,
+        limit: Some(limit),
+        start_after: after.map(k),
+        count_remaining: true,
+    };
+    let first = s.list(&k("rc/"), counted(None, 3, None)).await.unwrap();
+    assert!(first.more);
+    assert_eq!(first.remaining, Some(7));
+    let then = first.revision;
+    let next = s
+        .list(&k("rc/"), counted(Some(then), 3, Some("rc/2")))
+        .await
+        .unwrap();
+    assert_eq!(next.remaining, Some(4));
+    // Change the keyspace: the count at the old revision is unchanged, the current one moves.
+    s.delete(&k("rc/5"), None).await.unwrap();
+    s.delete(&k("rc/8"), None).await.unwrap();
+    s.create(&k("rc/55"), val("new")).await.unwrap();
+    let old = s
+        .list(&k("rc/"), counted(Some(then), 3, Some("rc/2")))
+        .await
+        .unwrap();
+    assert_eq!(old.items, next.items);
+    assert_eq!(old.remaining, Some(4));
+    let now = s
+        .list(&k("rc/"), counted(None, 3, Some("rc/2")))
+        .await
+        .unwrap();
+    let keys: Vec<_> = now.items.iter().map(|kv| kv.key.clone()).collect();
+    assert_eq!(keys, [k("rc/3"), k("rc/4"), k("rc/55")]);
+    assert_eq!(now.remaining, Some(3), "rc/6, rc/7, rc/9");
+    let last = s
+        .list(&k("rc/"), counted(None, 3, Some("rc/55")))
+        .await
+        .unwrap();
+    assert!(!last.more);
+    assert_eq!(last.remaining, None);
+    let unasked = s
+        .list(
+            &k("rc/"),
+            ListOptions {
+                limit: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(unasked.more);
+    assert_eq!(unasked.remaining, None);
 }
 
 /// Paging with limit/continue while other tasks write yields exactly the snapshot at the first
@@ -523,6 +590,7 @@ async fn paged_list_is_one_snapshot<S: Store>(s: Arc<S>) {
             .list(
                 &k("snap/"),
                 ListOptions {
+                    count_remaining: false,
                     revision: Some(snap),
                     limit: Some(limit),
                     start_after: Some(after),
@@ -1231,6 +1299,7 @@ async fn compaction_during_paging_and_watch<S: Store>(s: Arc<S>) {
         .list(
             &k("cp/"),
             ListOptions {
+                count_remaining: false,
                 revision: Some(r),
                 limit: Some(5),
                 start_after: first.continue_after().map(str::to_string),
@@ -1425,6 +1494,7 @@ conformance_suite!(
     guarded_delete,
     list_at_past_revision,
     list_limit_basics,
+    list_counts_remaining,
     paged_list_is_one_snapshot,
     watch_replays_then_follows,
     watch_from_current,

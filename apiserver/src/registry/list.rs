@@ -270,6 +270,12 @@ impl Registry {
             .pinned("metadata.name")
             .filter(|_| ns.is_some() || !def.namespaced)
             .map(|name| self.key(def, ns, name));
+        // Upstream counts what follows a limited page only when nothing filters the list
+        // (with selectors the count of matches ahead is unknown).
+        let count_remaining = params.limit.is_some_and(|l| l > 0)
+            && pinned.is_none()
+            && params.labels.is_empty()
+            && params.fields.is_empty();
         Ok(Plan {
             def,
             prefix,
@@ -278,6 +284,7 @@ impl Registry {
             pinned,
             limit: params.limit.filter(|l| *l > 0),
             continued,
+            count_remaining,
         })
     }
 
@@ -286,12 +293,14 @@ impl Registry {
         let page = limit.map(|l| l.clamp(64, 10_000));
         let mut items = Vec::new();
         let mut next_after: Option<String> = None;
+        let mut remaining = None;
         loop {
             let page = if plan.pinned.is_some() { None } else { page };
             let res = read_page(&self.store, &plan, page).await?;
             plan.revision = Some(res.revision);
             let page_last = res.items.last().map(|kv| kv.key.clone());
-            for kv in res.items {
+            let page_len = res.items.len() as u64;
+            for (i, kv) in res.items.into_iter().enumerate() {
                 // An exact-name read must not match a longer key with the same prefix.
                 if plan.pinned.as_ref().is_some_and(|key| kv.key != *key) {
                     continue;
@@ -301,6 +310,13 @@ impl Registry {
                     items.push(kv);
                     if limit.is_some_and(|l| items.len() as u64 >= l) {
                         next_after = Some(key);
+                        // This page's items after the cut, and the store's count past it.
+                        let in_page = page_len - i as u64 - 1;
+                        remaining = if res.more {
+                            res.remaining.map(|n| n + in_page)
+                        } else {
+                            Some(in_page)
+                        };
                         break;
                     }
                 }
@@ -322,8 +338,12 @@ impl Registry {
         Ok(RawList {
             items,
             resource_version,
+            remaining: if plan.count_remaining && next_after.is_some() {
+                remaining.and_then(|n| i64::try_from(n).ok())
+            } else {
+                None
+            },
             continue_token: next_after.map(|k| encode_token(resource_version, &k)),
-            remaining: None,
         })
     }
 }
@@ -350,6 +370,8 @@ struct Plan {
     limit: Option<u64>,
     /// The client sent a continue token.
     continued: bool,
+    /// Count what follows a limited page (`remainingItemCount`).
+    count_remaining: bool,
 }
 
 /// Read one page (`limit` items, `None`: all) of `plan` from the store.
@@ -359,6 +381,7 @@ async fn read_page(
     limit: Option<u64>,
 ) -> Result<capstan_store::ListResult, ApiError> {
     let opts = ListOptions {
+        count_remaining: plan.count_remaining,
         revision: plan.revision,
         limit,
         start_after: plan.after.clone(),

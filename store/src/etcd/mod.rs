@@ -363,18 +363,27 @@ impl Store for EtcdStore {
                 items: Vec::new(),
                 revision: read_at,
                 more: false,
+                remaining: None,
             });
         }
         let more = resp.more();
+        let count = resp.count();
         let items = resp
             .take_kvs()
             .into_iter()
             .map(to_kv)
             .collect::<Result<Vec<_>>>()?;
+        // etcd counts the whole range from `from`, the returned keys included.
+        let remaining = (opts.count_remaining && more).then(|| {
+            u64::try_from(count)
+                .unwrap_or(0)
+                .saturating_sub(items.len() as u64)
+        });
         Ok(ListResult {
             items,
             revision: read_at,
             more,
+            remaining,
         })
     }
 

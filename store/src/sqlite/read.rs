@@ -222,7 +222,6 @@ fn list_blocking(c: &mut Connection, prefix: &str, opts: &ListOptions) -> Result
             });
         }
     }
-    tx.finish().map_err(unavailable)?;
     let more = match limit {
         Some(n) if items.len() as u64 > n => {
             items.truncate(usize::try_from(n).unwrap_or(usize::MAX));
@@ -230,11 +229,49 @@ fn list_blocking(c: &mut Connection, prefix: &str, opts: &ListOptions) -> Result
         }
         _ => false,
     };
+    let remaining = match items.last() {
+        Some(last) if more && opts.count_remaining => Some(count_after(
+            &tx,
+            last.key.as_bytes(),
+            &end,
+            at,
+            at == current,
+        )?),
+        _ => None,
+    };
+    tx.finish().map_err(unavailable)?;
     Ok(ListResult {
         items,
         revision: at,
         more,
+        remaining,
     })
+}
+
+/// How many keys in `(after, end)` exist at revision `at` (see [`list_blocking`] for the
+/// shape of a read at a past revision).
+fn count_after(
+    tx: &rusqlite::Transaction<'_>,
+    after: &[u8],
+    end: &[u8],
+    at: Revision,
+    current: bool,
+) -> Result<u64> {
+    let sql = if current {
+        "SELECT count(*) FROM current WHERE key > ?1 AND key < ?2 AND ?3 >= 0"
+    } else {
+        "WITH changed(k, first, p) AS \
+           (SELECT key, min(rev), prev_rev FROM log \
+            WHERE rev > ?3 AND +key > ?1 AND +key < ?2 GROUP BY key) \
+         SELECT (SELECT count(*) FROM current \
+                 WHERE key > ?1 AND key < ?2 AND mod_rev <= ?3) \
+              + (SELECT count(*) FROM changed WHERE p > 0)"
+    };
+    let mut stmt = tx.prepare_cached(sql).map_err(unavailable)?;
+    let n: i64 = stmt
+        .query_row(params![after, end, at], |row| row.get(0))
+        .map_err(unavailable)?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 fn replay_blocking(

@@ -147,6 +147,7 @@ async fn list_paging_and_past_revisions() {
             .list(
                 "/registry/pods/",
                 ListOptions {
+                    count_remaining: false,
                     revision: Some(at10),
                     limit: Some(3),
                     start_after: start_after.clone(),
@@ -630,6 +631,7 @@ async fn past_revision_lists_match_a_model() {
                 let mut after = None;
                 loop {
                     let opts = ListOptions {
+                        count_remaining: false,
                         revision: Some(*rev),
                         limit: Some(2),
                         start_after: after.clone(),

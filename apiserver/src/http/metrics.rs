@@ -25,12 +25,11 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 use tracing::Instrument;
 
 use super::request::parse_target;
@@ -385,22 +384,75 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, mut req: Request, next: 
     span.record("code", code);
     span.record("duration_ms", elapsed * 1e3);
     let watch = labels.verb == "WATCH" && resp.status().is_success();
-    metrics.finish(&labels, code, (!watch).then_some(elapsed));
     if watch {
+        metrics.finish(&labels, code, None);
         metrics.longrunning(&labels, 1);
         let done = WatchDone {
             metrics,
             labels,
             start,
         };
-        let (parts, body) = resp.into_parts();
-        let body = Body::from_stream(body.into_data_stream().map(move |chunk| {
-            let _keep = &done;
-            chunk
-        }));
-        return Response::from_parts(parts, body);
+        return resp.map(|body| Body::new(Guarded { body, _guard: done }));
     }
-    resp
+    if resp.body().size_hint().exact().is_some() {
+        metrics.finish(&labels, code, Some(elapsed));
+        return resp;
+    }
+    // A streamed answer (a LIST written while it is read): timed until its last byte is
+    // handed to the connection, or it is dropped, as upstream times a request to the end
+    // of its response.
+    let done = StreamDone {
+        metrics,
+        labels,
+        code,
+        start,
+    };
+    resp.map(|body| Body::new(Guarded { body, _guard: done }))
+}
+
+/// Counts and times a streamed (non-watch) answer when its body ends or is dropped.
+struct StreamDone {
+    metrics: Arc<Metrics>,
+    labels: RequestLabels,
+    code: u16,
+    start: Instant,
+}
+
+impl Drop for StreamDone {
+    fn drop(&mut self) {
+        self.metrics.finish(
+            &self.labels,
+            self.code,
+            Some(self.start.elapsed().as_secs_f64()),
+        );
+    }
+}
+
+/// A response body that holds `_guard` until the connection drops the body (after its last
+/// frame, or early when the client goes away). Frames and size hints pass through unchanged.
+struct Guarded<G> {
+    body: Body,
+    _guard: G,
+}
+
+impl<G: Unpin> HttpBody for Guarded<G> {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 #[cfg(test)]
@@ -419,6 +471,53 @@ mod tests {
 
     fn s(a: &str, b: &str, c: &str, d: &str) -> (String, String, String, String) {
         (a.into(), b.into(), c.into(), d.into())
+    }
+
+    /// The `apiserver_request_duration_seconds_sum` line of `verb` in `rendered`.
+    fn duration_sum(rendered: &str, verb: &str) -> Option<f64> {
+        rendered
+            .lines()
+            .find(|l| {
+                l.starts_with("apiserver_request_duration_seconds_sum")
+                    && l.contains(&format!("verb=\"{verb}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// A streamed answer is counted once its body is done, and timed to its end.
+    #[allow(clippy::expect_used)]
+    #[tokio::test]
+    async fn streamed_answers_are_timed_to_their_end() {
+        use futures::StreamExt as _;
+        use tower_service::Service as _;
+        let metrics = Arc::new(Metrics::default());
+        let mut app = axum::Router::new()
+            .fallback(|| async {
+                let slow = futures::stream::iter(0..3).then(|i| async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    Ok::<_, std::io::Error>(bytes::Bytes::from(format!("part {i}\n")))
+                });
+                Body::from_stream(slow)
+            })
+            .layer(axum::middleware::from_fn_with_state(metrics.clone(), track));
+        let req = Request::builder()
+            .uri("/api/v1/namespaces/d/configmaps")
+            .body(Body::empty())
+            .expect("request");
+        let resp = app.call(req).await.expect("infallible");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            duration_sum(&metrics.render(), "LIST"),
+            None,
+            "not counted before the body is done"
+        );
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        assert_eq!(&body[..], b"part 0\npart 1\npart 2\n");
+        let sum = duration_sum(&metrics.render(), "LIST").expect("LIST timed");
+        assert!(sum >= 0.3, "timed to the last part: {sum}");
     }
 
     #[test]

@@ -24,11 +24,6 @@ use crate::gc::kinds::{self, Kind};
 
 /// The finalizer this controller owns.
 pub const FINALIZER: &str = "kubernetes";
-/// Whether the deletion conditions are written to the namespace's status. Off for now: our API
-/// server completes the deletion of a terminating object on any update that leaves
-/// `metadata.finalizers` empty, which for a namespace (its finalizers are in `spec`) would
-/// remove it before its content is gone. Turn on once the server checks `spec.finalizers`.
-pub const WRITE_CONDITIONS: bool = false;
 /// How soon a namespace with content left is looked at again.
 const RECHECK: Duration = Duration::from_millis(500);
 
@@ -90,7 +85,7 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     async move {
         let (remaining, failures) = delete_content(&ctx, &name).await;
         let conds = conditions(&remaining, &failures, ns.status.as_ref());
-        if WRITE_CONDITIONS && let Some(conds) = conds {
+        if let Some(conds) = conds {
             debug!(?conds, "writing conditions");
             let patch = serde_json::json!({"status": {"conditions": conds}});
             Api::<Namespace>::all(ctx.client.clone())

@@ -67,6 +67,36 @@ async fn deleted_namespace_is_emptied_and_removed() -> anyhow::Result<()> {
         !gone(&nss, "doomed").await,
         "the held ConfigMap keeps the namespace"
     );
+    // Its status says why, in upstream's conditions (what `kubectl describe ns` shows).
+    let conditions = eventually("the deletion conditions", LIMIT, || async {
+        let ns = nss.get("doomed").await.ok()?;
+        let conds = ns.status?.conditions?;
+        let held = conds
+            .iter()
+            .find(|c| c.type_ == "NamespaceFinalizersRemaining")?;
+        (held.status == "True").then_some(conds)
+    })
+    .await?;
+    let by_type = |t: &str| conditions.iter().find(|c| c.type_ == t);
+    let fins =
+        by_type("NamespaceFinalizersRemaining").map(|c| (c.reason.clone(), c.message.clone()));
+    assert_eq!(
+        fins,
+        Some((
+            Some("SomeFinalizersRemain".to_string()),
+            Some("Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances".to_string())
+        ))
+    );
+    let content =
+        by_type("NamespaceContentRemaining").map(|c| (c.status.clone(), c.reason.clone()));
+    assert_eq!(
+        content,
+        Some(("True".to_string(), Some("SomeResourcesRemain".to_string())))
+    );
+    assert!(
+        !gone(&nss, "doomed").await,
+        "writing the conditions does not complete the deletion"
+    );
     let release = json!({"metadata": {"finalizers": null}});
     cms.patch("held", &PatchParams::default(), &Patch::Merge(&release))
         .await?;

@@ -46,6 +46,45 @@ pub fn router(state: AppState) -> Router {
             metrics,
             metrics::track,
         ))
+        .layer(compression())
+}
+
+/// Upstream's response compression (feature APIResponseCompression, on by default): gzip at
+/// level 1 (`defaultGzipContentEncodingLevel`) when the client accepts it and the answer is at
+/// least 128 KiB (`defaultGzipThresholdBytes`) or streamed (an unlimited LIST longer than one
+/// store page, always far above that); `Content-Encoding: gzip` and `Vary: Accept-Encoding`.
+/// Go clients (kubectl, client-go) ask for gzip on every request and decompress transparently.
+/// Watches are never compressed ([`Uncompressed`]).
+fn compression() -> tower_http::compression::CompressionLayer<
+    tower_http::compression::predicate::And<
+        tower_http::compression::predicate::SizeAbove,
+        NotMarkedUncompressed,
+    >,
+> {
+    use tower_http::compression::predicate::{Predicate as _, SizeAbove};
+    tower_http::compression::CompressionLayer::new()
+        .quality(tower_http::CompressionLevel::Fastest)
+        .compress_when(SizeAbove::new(GZIP_THRESHOLD_BYTES).and(NotMarkedUncompressed))
+}
+
+/// Upstream's `defaultGzipThresholdBytes`.
+pub const GZIP_THRESHOLD_BYTES: u64 = 128 * 1024;
+
+/// A response extension: never compress this answer (a watch stream).
+#[derive(Clone, Copy, Debug)]
+pub struct Uncompressed;
+
+/// The compression predicate that honours [`Uncompressed`].
+#[derive(Clone, Copy, Debug)]
+pub struct NotMarkedUncompressed;
+
+impl tower_http::compression::Predicate for NotMarkedUncompressed {
+    fn should_compress<B>(&self, response: &axum::http::Response<B>) -> bool
+    where
+        B: axum::body::HttpBody,
+    {
+        response.extensions().get::<Uncompressed>().is_none()
+    }
 }
 
 async fn dispatch(State(state): State<AppState>, req: Request) -> Response {

@@ -188,7 +188,11 @@ pub fn raw_list(
         Body::from(first)
     } else {
         let rest = futures::stream::iter(chunks.map(Ok::<_, Infallible>));
-        Body::from_stream(futures::stream::once(async { Ok(first) }).chain(rest))
+        Body::from_stream(
+            futures::stream::once(async { Ok(first) })
+                .chain(rest)
+                .fuse(),
+        )
     };
     Ok(json_response(body))
 }
@@ -244,9 +248,12 @@ pub fn stream_list(def: &'static ResourceDef, mut cursor: ListCursor) -> Respons
         buf.extend_from_slice(b"]}\n");
         let _ = tx.send(Ok(buf.freeze())).await;
     });
+    // Fused: a body may be polled again after its end (tower-http's compression does), and
+    // an `unfold` panics then.
     let body = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
-    });
+    })
+    .fuse();
     json_response(Body::from_stream(body))
 }
 

@@ -29,10 +29,18 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
 /// Upstream closes watches without a timeout after 30-60 minutes; so do we.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// One watch line in upstream's field order (`metav1.WatchEvent`: type, then object).
 fn encode_line(kind: EventType, object: Value) -> Bytes {
-    let mut out =
-        serde_json::to_vec(&json!({"type": kind.as_str(), "object": object})).unwrap_or_default();
-    out.push(b'\n');
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"object\":");
+    if serde_json::to_writer(&mut out, &object).is_err() {
+        // Only a map with non-string keys fails, which a JSON `Value` cannot hold.
+        out.truncate(0);
+        out.extend_from_slice(b"{\"type\":\"ERROR\",\"object\":{}");
+    }
+    out.extend_from_slice(b"}\n");
     Bytes::from(out)
 }
 
@@ -243,13 +251,16 @@ impl Stream for WatchLoop {
 }
 
 fn stream_response(s: futures::stream::BoxStream<'static, Bytes>) -> Response {
-    let body = Body::from_stream(s.map(Ok::<_, Infallible>));
+    // Fused: a consumer may poll the body again after its end.
+    let body = Body::from_stream(s.map(Ok::<_, Infallible>).fuse());
     (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/json"),
             (header::CACHE_CONTROL, "no-cache, private"),
         ],
+        // Events go out as they happen; upstream never compresses a watch.
+        axum::Extension(super::Uncompressed),
         body,
     )
         .into_response()
@@ -273,6 +284,15 @@ mod tests {
 
     /// Events one line each; bookmarks with the last revision sent, due ones first even while
     /// events are ready; the end at the deadline although the event stream is still open.
+
+    #[test]
+    fn lines_put_the_type_first_as_upstream() {
+        let b = encode_line(EventType::Added, json!({"kind": "Pod", "apiVersion": "v1"}));
+        assert_eq!(
+            &b[..],
+            b"{\"type\":\"ADDED\",\"object\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}}\n"
+        );
+    }
     #[tokio::test]
     async fn events_bookmarks_and_the_deadline() {
         let def = crate::resources::lookup("", "v1", "configmaps").expect("configmaps");

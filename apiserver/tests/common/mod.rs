@@ -99,6 +99,31 @@ impl TestServer {
         Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
     }
 
+    /// A GET over a plain HTTP client with extra request headers; returns the status, the
+    /// response headers and the body bytes as sent (no decoding of any content encoding).
+    pub async fn get_with_headers(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(u16, http::HeaderMap, bytes::Bytes)> {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let mut req = http::Request::builder().uri(format!("{}{path}", self.url));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = client
+            .request(req.body(http_body_util::Full::new(bytes::Bytes::new()))?)
+            .await?;
+        let status = resp.status().as_u16();
+        let head = resp.headers().clone();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await?
+            .to_bytes();
+        Ok((status, head, bytes))
+    }
+
     pub async fn raw_with_accept(
         &self,
         path: &str,

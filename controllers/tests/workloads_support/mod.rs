@@ -239,17 +239,35 @@ pub fn watch_min_ready(c: &Cluster, app: &str) -> MinReady {
                 .default_backoff()
                 .take_until(token.cancelled_owned())
         );
+        // A (re)list is gathered apart and replaces the state at its end: mixing its items
+        // with the state from before it would count pods that are gone.
+        let mut relist: Option<std::collections::HashMap<String, (bool, bool)>> = None;
         while let Some(Ok(ev)) = stream.next().await {
+            let state = |p: &Pod| {
+                let live = p.metadata.deletion_timestamp.is_none();
+                (live && is_ready(p), live)
+            };
             match ev {
-                watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
-                    let live = p.metadata.deletion_timestamp.is_none();
-                    seen.insert(p.name_any(), (live && is_ready(&p), live));
+                watcher::Event::Init => {
+                    relist = Some(Default::default());
+                    continue;
+                }
+                watcher::Event::InitApply(p) => {
+                    if let Some(r) = relist.as_mut() {
+                        r.insert(p.name_any(), state(&p));
+                    }
+                    continue;
+                }
+                watcher::Event::InitDone => {
+                    seen = relist.take().unwrap_or_default();
+                    initialized = true;
+                }
+                watcher::Event::Apply(p) => {
+                    seen.insert(p.name_any(), state(&p));
                 }
                 watcher::Event::Delete(p) => {
                     seen.remove(&p.name_any());
                 }
-                watcher::Event::InitDone => initialized = true,
-                watcher::Event::Init => continue,
             }
             if !initialized {
                 continue;
@@ -272,16 +290,31 @@ pub fn watch_min_ready(c: &Cluster, app: &str) -> MinReady {
                 .default_backoff()
                 .take_until(token.cancelled_owned())
         );
+        // As above: a relist replaces the state only once it is complete.
+        let mut relist: Option<std::collections::HashMap<String, u64>> = None;
         while let Some(Ok(ev)) = stream.next().await {
+            let replicas = |rs: &ReplicaSet| {
+                let n = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                u64::try_from(n).unwrap_or(0)
+            };
             match ev {
-                watcher::Event::Apply(rs) | watcher::Event::InitApply(rs) => {
-                    let replicas = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                    specs.insert(rs.name_any(), u64::try_from(replicas).unwrap_or(0));
+                watcher::Event::Init => {
+                    relist = Some(Default::default());
+                    continue;
+                }
+                watcher::Event::InitApply(rs) => {
+                    if let Some(r) = relist.as_mut() {
+                        r.insert(rs.name_any(), replicas(&rs));
+                    }
+                    continue;
+                }
+                watcher::Event::InitDone => specs = relist.take().unwrap_or_default(),
+                watcher::Event::Apply(rs) => {
+                    specs.insert(rs.name_any(), replicas(&rs));
                 }
                 watcher::Event::Delete(rs) => {
                     specs.remove(&rs.name_any());
                 }
-                watcher::Event::Init | watcher::Event::InitDone => continue,
             }
             spec_sum.fetch_max(specs.values().sum(), Ordering::SeqCst);
         }

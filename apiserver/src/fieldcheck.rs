@@ -30,7 +30,7 @@ pub fn check(def: &ResourceDef, obj: &mut Object) -> Report {
 }
 
 /// Follow `$ref` (and single-element `allOf` wrappers) to the schema they name.
-fn resolve(schema: &Value) -> &Value {
+fn resolve(schema: &'static Value) -> &'static Value {
     let mut cur = schema;
     for _ in 0..16 {
         if let Some(r) = cur.get("$ref").and_then(Value::as_str) {
@@ -53,6 +53,72 @@ fn resolve(schema: &Value) -> &Value {
         break;
     }
     cur
+}
+
+/// `additionalProperties` of an object schema.
+#[derive(Clone, Copy)]
+enum Additional {
+    /// Absent (or `false`): only `properties` are known.
+    No,
+    /// `true`: anything goes.
+    Any,
+    /// A schema every other key's value follows.
+    Schema(&'static Value),
+}
+
+/// What the walk needs of one schema, read once per schema node and thread instead of
+/// looking its keys up by name (`$ref`, `allOf`, `type`, `format`, ...) at every field of
+/// every object checked: that was most of the check's cost.
+#[derive(Clone, Copy)]
+struct Facts {
+    /// `x-kubernetes-preserve-unknown-fields: true`.
+    preserve_unknown: bool,
+    props: Option<&'static Map<String, Value>>,
+    additional: Additional,
+    ty: Option<&'static str>,
+    /// int-or-string or quantity: a string or a number.
+    string_or_number: bool,
+    items: Option<&'static Value>,
+}
+
+impl Facts {
+    fn read(schema: &'static Value) -> Facts {
+        let schema = resolve(schema);
+        let format = schema.get("format").and_then(Value::as_str);
+        Facts {
+            preserve_unknown: schema.get("x-kubernetes-preserve-unknown-fields")
+                == Some(&Value::Bool(true)),
+            props: schema.get("properties").and_then(Value::as_object),
+            additional: match schema.get("additionalProperties") {
+                Some(Value::Bool(true)) => Additional::Any,
+                Some(s @ Value::Object(_)) => Additional::Schema(s),
+                _ => Additional::No,
+            },
+            ty: schema.get("type").and_then(Value::as_str),
+            string_or_number: schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
+                || format == Some("int-or-string")
+                || format == Some("quantity"),
+            items: schema.get("items"),
+        }
+    }
+
+    /// The facts of `schema` (a node of the static OpenAPI catalogue), cached per thread by
+    /// the node's address.
+    fn of(schema: &'static Value) -> Facts {
+        thread_local! {
+            static CACHE: std::cell::RefCell<std::collections::HashMap<usize, Facts>> =
+                std::cell::RefCell::new(std::collections::HashMap::new());
+        }
+        let key = std::ptr::from_ref(schema) as usize;
+        CACHE.with(|c| {
+            if let Some(f) = c.borrow().get(&key) {
+                return *f;
+            }
+            let f = Facts::read(schema);
+            c.borrow_mut().insert(key, f);
+            f
+        })
+    }
 }
 
 /// Where a value is, as a chain of steps on the stack: rendered (`spec.containers[0].name`)
@@ -82,7 +148,7 @@ impl Path<'_> {
 }
 
 fn walk_object(
-    schema: &Value,
+    schema: &'static Value,
     obj: &mut Map<String, Value>,
     path: &Path<'_>,
     out: &mut Report,
@@ -95,26 +161,31 @@ fn walk_object(
         ));
         return;
     }
-    let schema = resolve(schema);
+    walk_fields(Facts::of(schema), obj, path, out, depth);
+}
+
+fn walk_fields(
+    facts: Facts,
+    obj: &mut Map<String, Value>,
+    path: &Path<'_>,
+    out: &mut Report,
+    depth: usize,
+) {
     // Embedded objects with free-form content (e.g. RawExtension) accept anything.
-    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+    if facts.preserve_unknown {
         return;
     }
-    let props = schema.get("properties").and_then(Value::as_object);
-    let additional = schema.get("additionalProperties");
+    let props = facts.props;
     let mut unknown = Vec::new();
     for (k, v) in obj.iter_mut() {
         let child_path = Path::Field(path, k);
-        let child_schema = props.and_then(|p| p.get(k)).or(match additional {
-            Some(Value::Bool(true)) => None,
-            Some(s @ Value::Object(_)) => Some(s),
-            _ => None,
+        let child_schema = props.and_then(|p| p.get(k)).or(match facts.additional {
+            Additional::Schema(s) => Some(s),
+            Additional::Any | Additional::No => None,
         });
         match child_schema {
             Some(s) => walk_value(s, v, &child_path, out, depth + 1),
-            None if props.is_some()
-                && !matches!(additional, Some(Value::Bool(true)) | Some(Value::Object(_))) =>
-            {
+            None if props.is_some() && matches!(facts.additional, Additional::No) => {
                 unknown.push(k.clone());
                 out.unknown
                     .push(format!("unknown field {:?}", child_path.render()));
@@ -127,28 +198,37 @@ fn walk_object(
     }
 }
 
-fn walk_value(schema: &Value, v: &mut Value, path: &Path<'_>, out: &mut Report, depth: usize) {
-    let schema = resolve(schema);
+fn walk_value(
+    schema: &'static Value,
+    v: &mut Value,
+    path: &Path<'_>,
+    out: &mut Report,
+    depth: usize,
+) {
     if v.is_null() {
         return;
     }
-    let ty = schema.get("type").and_then(Value::as_str);
-    let int_or_string = schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
-        || schema.get("format").and_then(Value::as_str) == Some("int-or-string");
-    let quantity = schema.get("format").and_then(Value::as_str) == Some("quantity");
-    if int_or_string || quantity {
+    let facts = Facts::of(schema);
+    if facts.string_or_number {
         if !(v.is_string() || v.is_number()) {
             out.invalid
                 .push(type_error(&path.render(), v, "string or number"));
         }
         return;
     }
-    match (ty, v) {
+    match (facts.ty, v) {
         (Some("object"), Value::Object(m)) | (None, Value::Object(m)) => {
-            walk_object(schema, m, path, out, depth)
+            if depth > MAX_DEPTH {
+                out.invalid.push(format!(
+                    "{}: exceeds the maximum nesting depth of {MAX_DEPTH}",
+                    path.render()
+                ));
+                return;
+            }
+            walk_fields(facts, m, path, out, depth)
         }
         (Some("array"), Value::Array(items)) => {
-            if let Some(item_schema) = schema.get("items") {
+            if let Some(item_schema) = facts.items {
                 for (i, item) in items.iter_mut().enumerate() {
                     walk_value(item_schema, item, &Path::Index(path, i), out, depth + 1);
                 }

@@ -228,13 +228,15 @@ pub async fn create(ctx: &Ctx<'_>, body: bytes::Bytes) -> Result<Response, ApiEr
     ctx.verb_allowed("create")?;
     let params = ctx.write_params()?;
     let (obj, warnings) = decode_object(ctx, &body)?;
+    let (format, include_object) = (ctx.format(), ctx.include_object()?);
+    // JSON of an object stored as served: answered from the bytes stored, with the
+    // resourceVersion spliced in (no second encoding), so the object itself is not kept.
+    let from_bytes = format == Format::Json && !ctx.target.def.needs_conversion();
     let created = ctx
         .state
         .registry
-        .create_stored(ctx.target.def, obj, &params)
+        .create_stored(ctx.target.def, obj, &params, !from_bytes)
         .await?;
-    let (format, include_object) = (ctx.format(), ctx.include_object()?);
-    // JSON: the bytes stored, with the resourceVersion spliced in (no second encoding).
     if format == Format::Json
         && let Some((stored, rv)) = &created.stored
         && let Some(resp) =
@@ -245,7 +247,7 @@ pub async fn create(ctx: &Ctx<'_>, body: bytes::Bytes) -> Result<Response, ApiEr
     Ok(response::object(
         StatusCode::CREATED,
         ctx.target.def,
-        created.object,
+        created.into_object()?,
         format,
         include_object,
         &warnings,

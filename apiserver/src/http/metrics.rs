@@ -20,6 +20,7 @@
 //!
 //! Every request also runs inside one `request` tracing span (method, path, code, duration).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -42,15 +43,16 @@ pub const DURATION_BUCKETS: [f64; 23] = [
 
 const COMPONENT: &str = "apiserver";
 
-/// The labels of one request series (without `code`).
+/// The labels of one request series (without `code`). Resource requests borrow every label
+/// from the resource table, so classifying one allocates nothing.
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RequestLabels {
     pub verb: &'static str,
     pub dry_run: &'static str,
-    pub group: String,
-    pub version: String,
-    pub resource: String,
-    pub subresource: String,
+    pub group: &'static str,
+    pub version: &'static str,
+    pub resource: &'static str,
+    pub subresource: Cow<'static, str>,
     pub scope: &'static str,
 }
 
@@ -188,9 +190,9 @@ impl Metrics {
                 out,
                 "apiserver_longrunning_requests{{verb=\"{}\",group=\"{}\",version=\"{}\",resource=\"{}\",subresource=\"{}\",scope=\"{}\",component=\"{COMPONENT}\"}} {n}",
                 l.verb,
-                escape(&l.group),
-                escape(&l.version),
-                escape(&l.resource),
+                escape(l.group),
+                escape(l.version),
+                escape(l.resource),
                 escape(&l.subresource),
                 l.scope,
             );
@@ -204,9 +206,9 @@ fn label_text(l: &RequestLabels) -> String {
         "verb=\"{}\",dry_run=\"{}\",group=\"{}\",version=\"{}\",resource=\"{}\",subresource=\"{}\",scope=\"{}\",component=\"{COMPONENT}\"",
         l.verb,
         l.dry_run,
-        escape(&l.group),
-        escape(&l.version),
-        escape(&l.resource),
+        escape(l.group),
+        escape(l.version),
+        escape(l.resource),
         escape(&l.subresource),
         l.scope,
     )
@@ -267,11 +269,11 @@ pub fn classify(
         let subresource = match segs.as_slice() {
             // The discovery and OpenAPI documents of a group name only served groups.
             ["apis", g, ..] if known && !crate::resources::groups().iter().any(|(n, _)| n == g) => {
-                "other".to_string()
+                Cow::Borrowed("other")
             }
-            ["openapi", "v3", ..] => "/openapi/v3".to_string(),
-            _ if known => format!("/{}", segs.join("/")),
-            _ => "other".to_string(),
+            ["openapi", "v3", ..] => Cow::Borrowed("/openapi/v3"),
+            _ if known => Cow::Owned(format!("/{}", segs.join("/"))),
+            _ => Cow::Borrowed("other"),
         };
         return RequestLabels {
             verb: plain_verb(method),
@@ -300,13 +302,18 @@ pub fn classify(
         Method::PATCH if content_type.starts_with("application/apply-patch") => "APPLY",
         ref m => plain_verb(m),
     };
+    // `parse_target` only accepts the row's own subresources and a namespace's `finalize`.
+    let subresource = match t.subresource.as_deref() {
+        None => "",
+        Some(sub) => t.def.subresource(sub).map_or("finalize", |s| s.name),
+    };
     RequestLabels {
         verb,
         dry_run,
-        group: t.def.group.to_string(),
-        version: t.def.version.to_string(),
-        resource: t.def.plural.to_string(),
-        subresource: t.subresource.unwrap_or_default(),
+        group: t.def.group,
+        version: t.def.version,
+        resource: t.def.plural,
+        subresource: Cow::Borrowed(subresource),
         scope,
     }
 }
@@ -463,8 +470,8 @@ mod tests {
         let l = classify(&m, p, q, ct);
         (
             l.verb.to_string(),
-            l.resource,
-            l.subresource,
+            l.resource.to_string(),
+            l.subresource.into_owned(),
             l.scope.to_string(),
         )
     }

@@ -178,16 +178,18 @@ async fn resource(
 ) -> Result<Response, ApiError> {
     let target = parse_target(group, version, segs)?;
     let query = Query::parse(req.uri().query())?;
-    let method = req.method().clone();
-    let headers = req.headers().clone();
-    let body = req.into_body();
+    let (parts, body) = req.into_parts();
     let ctx = handlers::Ctx {
         state,
         target: &target,
         query: &query,
-        headers: &headers,
+        headers: &parts.headers,
     };
-    match (method, target.name.is_some(), target.subresource.as_deref()) {
+    match (
+        parts.method,
+        target.name.is_some(),
+        target.subresource.as_deref(),
+    ) {
         (Method::GET, false, None) if query.bool("watch")? => watch::watch(&ctx).await,
         (Method::GET, false, None) => handlers::list(&ctx).await,
         (Method::POST, false, None) => handlers::create(&ctx, read_body(body).await?).await,

@@ -27,9 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::body::{Body, HttpBody};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
@@ -360,9 +359,15 @@ impl Drop for WatchDone {
     }
 }
 
-/// The middleware: one tracing span per request, counted and timed. `Metrics` is also put
-/// in the request's extensions for the `/metrics` route.
-pub async fn track(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Next) -> Response {
+/// Around every request (`next` serves it): one tracing span, counted and timed. `Metrics` is
+/// also put in the request's extensions for the `/metrics` route. Called by the router's one
+/// handler rather than as an axum `from_fn` layer, which boxed and cloned the inner service
+/// per request.
+pub async fn track<F, Fut>(metrics: Arc<Metrics>, mut req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let start = Instant::now();
     let content_type = req
         .headers()
@@ -385,7 +390,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, mut req: Request, next: 
         duration_ms = tracing::field::Empty,
     );
     req.extensions_mut().insert(metrics.clone());
-    let resp = next.run(req).instrument(span.clone()).await;
+    let resp = next(req).instrument(span.clone()).await;
     let code = resp.status().as_u16();
     let elapsed = start.elapsed().as_secs_f64();
     span.record("code", code);
@@ -499,15 +504,16 @@ mod tests {
         use futures::StreamExt as _;
         use tower_service::Service as _;
         let metrics = Arc::new(Metrics::default());
-        let mut app = axum::Router::new()
-            .fallback(|| async {
+        let m = metrics.clone();
+        let mut app = axum::Router::new().fallback(move |req: Request| {
+            track(m.clone(), req, |_req| async {
                 let slow = futures::stream::iter(0..3).then(|i| async move {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     Ok::<_, std::io::Error>(bytes::Bytes::from(format!("part {i}\n")))
                 });
-                Body::from_stream(slow)
+                Body::from_stream(slow).into_response()
             })
-            .layer(axum::middleware::from_fn_with_state(metrics.clone(), track));
+        });
         let req = Request::builder()
             .uri("/api/v1/namespaces/d/configmaps")
             .body(Body::empty())

@@ -38,14 +38,12 @@ pub struct Shared {
 
 /// The whole API as one router (TLS, authentication and metrics wrap it in `server`).
 pub fn router(state: AppState) -> Router {
-    let metrics = std::sync::Arc::new(metrics::Metrics::default());
+    let metrics = Arc::new(metrics::Metrics::default());
     Router::new()
-        .fallback(dispatch)
+        .fallback(move |state: State<AppState>, req: Request| {
+            metrics::track(metrics.clone(), req, move |req| dispatch(state, req))
+        })
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            metrics::track,
-        ))
         .layer(compression())
 }
 

@@ -6,6 +6,7 @@ pub mod error;
 pub mod fieldcheck;
 pub mod fuzzing;
 pub mod http;
+pub mod http1;
 pub mod object;
 pub mod openapi;
 pub mod patch;

@@ -249,16 +249,13 @@ pub async fn run(
 }
 
 /// Plain HTTP/1.1 (tests, benchmarks) until `shutdown` is cancelled, then waits for open
-/// connections to finish. Hyper's HTTP/1 server directly, unlike `axum::serve`: no sniffing for
-/// an HTTP/2 preface (hyper-util's auto builder reads a 24-byte prefix first, after which hyper
-/// doubles the connection's read buffer to 16 KiB: the largest part of an idle watch's memory),
-/// no router rebuilt per connection, and no Nagle delay on watch streams' small writes (as on
-/// TLS). No protocol upgrades (nothing serves one).
+/// connections to finish: idle ones close at once, a request in flight is answered (with
+/// `connection: close`) first, a streaming response (a watch) runs until the app ends it. Each
+/// connection runs our own HTTP/1.1 loop ([`crate::http1`]), which holds no buffer for an idle
+/// watch, with TCP_NODELAY so watch streams' small writes are not held back by Nagle.
 async fn serve_plain(listener: TcpListener, app: axum::Router, shutdown: CancellationToken) {
-    use tower_service::Service as _;
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(hyper_util::rt::TokioTimer::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let options = crate::http1::Http1Options::default();
+    let connections = tokio_util::task::TaskTracker::new();
     loop {
         let tcp = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -272,22 +269,16 @@ async fn serve_plain(listener: TcpListener, app: axum::Router, shutdown: Cancell
             },
         };
         let _ = tcp.set_nodelay(true);
-        let app = app.clone();
-        let service =
-            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let mut app = app.clone();
-                async move { app.call(req).await }
-            });
-        let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        let conn = crate::http1::serve_connection(tcp, app.clone(), options, shutdown.clone());
+        connections.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    connections.close();
+    connections.wait().await;
 }
 
 /// [`run_with_store`] on its own task, returned once it serves: for whoever runs the API server

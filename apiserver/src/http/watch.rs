@@ -181,8 +181,9 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 
 /// Lines of one watch after its initial events: store events, bookmarks, and the end at the
 /// deadline. The timers live as long as the watch instead of being re-armed per event. Each
-/// event is its own frame, the `Bytes` shared with every watcher of the event: hyper gathers
-/// the frames that are ready at once into one vectored write, without copying them.
+/// event is its own frame, the `Bytes` shared with every watcher of the event: the HTTP/1.1
+/// loop (`crate::http1`) gathers the frames that are ready at once into one vectored write,
+/// without copying them.
 struct WatchLoop {
     events: ObjectWatch,
     enc: Encoder,

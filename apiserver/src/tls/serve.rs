@@ -1,13 +1,15 @@
 //! The HTTPS serving loop: accept, TLS handshake (bounded), client certificate → [`Identity`],
 //! HTTP/2 when ALPN chose `h2`, else HTTP/1.1, graceful shutdown.
 //!
-//! The protocol comes from ALPN, as Go's `net/http` server does over TLS, not from hyper-util's
-//! auto builder: that one sniffs a 24-byte prefix for the HTTP/2 preface first, after which
-//! hyper doubles each HTTP/1.1 connection's read buffer to 16 KiB (the largest part of an idle
-//! watch's memory). HTTP/1.1 connections do not take protocol upgrades: nothing serves one yet,
-//! and hyper-util's graceful-shutdown watcher does not accept an upgradeable connection. When
-//! exec/attach/port-forward arrive, HTTP/1.1 needs `with_upgrades()` and its own
-//! graceful-shutdown wrapper.
+//! The protocol comes from ALPN, as Go's `net/http` server does over TLS. HTTP/2 is hyper's;
+//! HTTP/1.1 is our own connection loop ([`crate::http1`]): it holds no buffer for an idle watch
+//! (hyper's keeps 8 KiB to read and 8 KiB to write per connection) and takes protocol upgrades
+//! (`101`, [`crate::http1::OnUpgrade`]) for exec/attach/port-forward.
+//!
+//! Shutdown: the listener closes; HTTP/1.1 connections close when idle or after the request in
+//! flight, HTTP/2 connections get a GOAWAY and finish their streams; connections still open
+//! when the grace period ends are closed. Upgraded connections belong to their handlers and
+//! are not waited for (as Go's hijacked connections).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,15 +20,16 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
 use super::Identity;
 use super::certs::subject_identity;
+use crate::http1::{self, Http1Options};
 
 /// Limits of [`serve_tls_with`].
 #[derive(Clone, Debug)]
@@ -77,14 +80,12 @@ pub async fn serve_tls_with(
     options: ServeTlsOptions,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1.timer(TokioTimer::new());
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(options.http2_max_concurrent_streams);
-    let builders = Arc::new(Builders { http1, http2 });
-    let graceful = GracefulShutdown::new();
+    let http2 = Arc::new(http2);
+    let connections = TaskTracker::new();
     // Cancelled when the grace period is over: closes whatever is still open.
     let force_close = CancellationToken::new();
 
@@ -105,21 +106,22 @@ pub async fn serve_tls_with(
         let conn = Conn {
             acceptor: acceptor.clone(),
             app: app.clone(),
-            builders: builders.clone(),
-            watcher: graceful.watcher(),
+            http2: http2.clone(),
+            http1: Http1Options::default(),
             shutdown: shutdown.clone(),
             force_close: force_close.clone(),
             handshake_timeout: options.handshake_timeout,
         };
-        tokio::spawn(conn.run(tcp, remote));
+        connections.spawn(conn.run(tcp, remote));
     }
     drop(listener);
+    connections.close();
 
-    let open = graceful.count();
+    let open = connections.len();
     if open > 0 {
         tracing::info!(connections = open, grace = ?options.grace_period, "draining connections");
     }
-    if tokio::time::timeout(options.grace_period, graceful.shutdown())
+    if tokio::time::timeout(options.grace_period, connections.wait())
         .await
         .is_err()
     {
@@ -128,18 +130,12 @@ pub async fn serve_tls_with(
     }
 }
 
-/// The HTTP/1.1 and HTTP/2 connection settings.
-struct Builders {
-    http1: hyper::server::conn::http1::Builder,
-    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
-}
-
 /// One accepted connection and what it needs.
 struct Conn {
     acceptor: TlsAcceptor,
     app: Router,
-    builders: Arc<Builders>,
-    watcher: Watcher,
+    http2: Arc<hyper::server::conn::http2::Builder<TokioExecutor>>,
+    http1: Http1Options,
     shutdown: CancellationToken,
     force_close: CancellationToken,
     handshake_timeout: Duration,
@@ -170,7 +166,21 @@ impl Conn {
             .and_then(|chain| chain.first())
             .and_then(|leaf| identity_from_cert(leaf.as_ref()));
 
-        let app = self.app;
+        let mut app = self.app;
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+        if !h2 {
+            let service = http1::service_fn(move |mut req: axum::extract::Request| {
+                let extensions = req.extensions_mut();
+                extensions.insert(ConnectInfo(remote));
+                if let Some(identity) = &identity {
+                    extensions.insert(identity.clone());
+                }
+                app.call(req)
+            });
+            let conn = http1::serve_connection(stream, service, self.http1, self.shutdown);
+            drive(conn, &self.force_close, remote).await;
+            return;
+        }
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             let extensions = req.extensions_mut();
             extensions.insert(ConnectInfo(remote));
@@ -183,15 +193,18 @@ impl Conn {
                 response
             }
         });
-        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-        let io = TokioIo::new(stream);
-        if h2 {
-            let conn = self.builders.http2.serve_connection(io, service);
-            drive(self.watcher.watch(conn), &self.force_close, remote).await;
-        } else {
-            let conn = self.builders.http1.serve_connection(io, service);
-            drive(self.watcher.watch(conn), &self.force_close, remote).await;
-        }
+        let conn = self.http2.serve_connection(TokioIo::new(stream), service);
+        let mut conn = std::pin::pin!(conn);
+        // Shutdown: a GOAWAY, then the streams in flight finish.
+        let graceful = async {
+            tokio::select! {
+                result = conn.as_mut() => return result,
+                _ = self.shutdown.cancelled() => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            conn.as_mut().await
+        };
+        drive(graceful, &self.force_close, remote).await;
     }
 }
 

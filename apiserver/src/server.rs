@@ -269,8 +269,11 @@ async fn serve_plain(listener: TcpListener, app: axum::Router, shutdown: Cancell
             },
         };
         let _ = tcp.set_nodelay(true);
-        let conn = crate::http1::serve_connection(tcp, app.clone(), options, shutdown.clone());
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        // The connection's future is made inside the task's, not moved into it: a future
+        // captured by an async block takes its room twice in the task.
         connections.spawn(async move {
+            let conn = crate::http1::serve_connection(tcp, app, options, shutdown);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

@@ -73,7 +73,14 @@ where
             }
         };
         first = false;
-        match conn.serve(&mut service, head).await? {
+        // Boxed: the request's head, the handler's future and the response's parts live only
+        // until the response is ready, not in the state a streaming response (an idle watch)
+        // keeps for its whole life.
+        let next = match Box::pin(conn.prepare(&mut service, head)).await? {
+            Step::Done(next) => next,
+            Step::Respond(reply) => conn.respond(reply).await?,
+        };
+        match next {
             Next::KeepAlive => {}
             Next::Close { linger } => {
                 conn.close(linger).await;
@@ -120,6 +127,23 @@ enum Next {
     },
     Refused(Refusal),
     Upgrade(oneshot::Sender<Upgraded>),
+}
+
+/// What [`Conn::prepare`] ends with.
+enum Step<B> {
+    Done(Next),
+    Respond(Reply<B>),
+}
+
+/// A response ready to be written.
+struct Reply<B> {
+    head: Vec<u8>,
+    body: B,
+    out: Out,
+    keep_alive: bool,
+    /// The request body was not read to its end (`decoder` has the rest).
+    body_left: bool,
+    decoder: Decoder,
 }
 
 /// How the response body is framed.
@@ -226,8 +250,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
         }
     }
 
-    /// Serves one request whose head has been read.
-    async fn serve<S, B>(&mut self, service: &mut S, head: Head) -> Result<Next, Http1Error>
+    /// Serves one request whose head has been read, up to its response's head and body.
+    async fn prepare<S, B>(&mut self, service: &mut S, head: Head) -> Result<Step<B>, Http1Error>
     where
         S: Service<Request<Body>, Response = Response<B>>,
         S::Error: Into<BoxError>,
@@ -236,7 +260,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
     {
         let framing = match head::request_framing(&head) {
             Ok(f) => f,
-            Err(refusal) => return Ok(Next::Refused(refusal)),
+            Err(refusal) => return Ok(Step::Done(Next::Refused(refusal))),
         };
         let version = head.version;
         let http11 = version == Version::HTTP_11;
@@ -260,7 +284,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
             Some(v) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => {
                 http11 && !decoder.is_done()
             }
-            Some(_) => return Ok(Next::Refused(Refusal::ExpectationFailed)),
+            Some(_) => return Ok(Step::Done(Next::Refused(Refusal::ExpectationFailed))),
         };
 
         let (body, mut feed) = if decoder.is_done() {
@@ -296,9 +320,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
             None
         };
 
-        // Boxed: the handler's future and the body feeding live only while the request is
-        // handled, not in the state a streaming response keeps for its whole life.
-        let response = Box::pin(self.call(service, request, &mut feed)).await?;
+        let response = self.call(service, request, &mut feed).await?;
         // The handler is done with the body as far as this connection goes.
         feed.tx = None;
         let response = match response {
@@ -310,7 +332,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
                     b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
                 )
                 .await?;
-                return Ok(Next::Close { linger: true });
+                return Ok(Step::Done(Next::Close { linger: true }));
             }
         };
 
@@ -342,12 +364,12 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
                     b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
                 )
                 .await?;
-                return Ok(Next::Close { linger: true });
+                return Ok(Step::Done(Next::Close { linger: true }));
             };
             let head = head::encode_response_head(Version::HTTP_11, status, headers);
             drop(parts);
             self.write_all(&head).await?;
-            return Ok(Next::Upgrade(tx));
+            return Ok(Step::Done(Next::Upgrade(tx)));
         }
         if head::has_token(headers, &header::CONNECTION, "close") {
             keep_alive = false;
@@ -397,7 +419,30 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
         }
         let head = head::encode_response_head(version, status, headers);
         drop(parts);
+        Ok(Step::Respond(Reply {
+            head,
+            body,
+            out,
+            keep_alive,
+            body_left,
+            decoder: feed.decoder,
+        }))
+    }
 
+    /// Writes a prepared response, then drains what the handler left of the request body.
+    async fn respond<B>(&mut self, reply: Reply<B>) -> Result<Next, Http1Error>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let Reply {
+            head,
+            body,
+            out,
+            keep_alive,
+            body_left,
+            mut decoder,
+        } = reply;
         match self.write_body(head, body, out).await? {
             BodyEnd::Complete => {}
             BodyEnd::ClientGone => return Ok(Next::Close { linger: false }),
@@ -407,11 +452,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
         }
         if body_left {
             let budget = self.options.max_drain_bytes;
-            let drained = tokio::time::timeout(
-                self.options.idle_timeout,
-                self.drain(&mut feed.decoder, budget),
-            )
-            .await;
+            let drained =
+                tokio::time::timeout(self.options.idle_timeout, self.drain(&mut decoder, budget))
+                    .await;
             if !matches!(drained, Ok(Ok(true))) {
                 return Ok(Next::Close { linger: true });
             }

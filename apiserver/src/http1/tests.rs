@@ -791,7 +791,8 @@ fn decoder_length_and_chunked() {
 }
 
 /// What an idle watch costs in the connection's own state: the task holds this future, whose
-/// size is that of its largest await point (the streaming one).
+/// size is that of its largest await point. The request phase is boxed (it was 1.9 KB inline);
+/// what is left is the connection, the read-head and the response-writing states (~1.1 KB).
 #[tokio::test]
 async fn connection_state_is_small() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -807,6 +808,6 @@ async fn connection_state_is_small() {
     );
     let size = std::mem::size_of_val(&fut);
     println!("connection future: {size} bytes");
-    assert!(size <= 2048, "{size} bytes");
+    assert!(size <= 1400, "{size} bytes");
     drop(client);
 }

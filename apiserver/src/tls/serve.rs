@@ -13,6 +13,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -177,8 +178,11 @@ impl Conn {
                 }
                 app.call(req)
             });
-            let conn = http1::serve_connection(stream, service, self.http1, self.shutdown);
-            drive(conn, &self.force_close, remote).await;
+            // Boxed: the TLS stream is large, and a value moved into a future takes its room
+            // in every future it passes through; the idle watch's task stays small.
+            let conn =
+                http1::serve_connection(Box::new(stream), service, self.http1, self.shutdown);
+            drive(pin!(conn), &self.force_close, remote).await;
             return;
         }
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -194,7 +198,7 @@ impl Conn {
             }
         });
         let conn = self.http2.serve_connection(TokioIo::new(stream), service);
-        let mut conn = std::pin::pin!(conn);
+        let mut conn = pin!(conn);
         // Shutdown: a GOAWAY, then the streams in flight finish.
         let graceful = async {
             tokio::select! {
@@ -204,12 +208,13 @@ impl Conn {
             conn.as_mut().graceful_shutdown();
             conn.as_mut().await
         };
-        drive(graceful, &self.force_close, remote).await;
+        drive(pin!(graceful), &self.force_close, remote).await;
     }
 }
 
-/// Run a connection to its end, or until the grace period is over.
-async fn drive<F, E>(conn: F, force_close: &CancellationToken, remote: SocketAddr)
+/// Run a connection to its end, or until the grace period is over. (Pinned by the caller, so
+/// the connection's future is not moved into this one's.)
+async fn drive<F, E>(conn: Pin<&mut F>, force_close: &CancellationToken, remote: SocketAddr)
 where
     F: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Display,

@@ -42,8 +42,14 @@ async fn deleted_namespace_is_emptied_and_removed() -> anyhow::Result<()> {
         .await?;
 
     nss.delete("doomed", &DeleteParams::default()).await?;
+    // The controller deletes kind after kind (pods first, then configmaps, ..., secrets,
+    // services): wait for all of the unheld content, not a snapshot after the first kinds.
     eventually("the unheld content to go", LIMIT, || async {
-        (gone(&cms, "a").await && gone(&pods, "loose").await).then_some(())
+        (gone(&cms, "a").await
+            && gone(&pods, "loose").await
+            && gone(&secrets, "s").await
+            && gone(&svcs, "svc").await)
+            .then_some(())
     })
     .await?;
     let ns = nss.get("doomed").await?;

@@ -214,24 +214,25 @@ fn validate_volumes<'a>(spec: &'a Obj, path: &str, out: &mut Vec<Cause>) -> Volu
 fn validate_ports(c: &Obj, path: &str, out: &mut Vec<Cause>) {
     let mut names = BTreeSet::new();
     for (i, p) in objs(c, "ports") {
-        let idx = format!("{path}[{i}]");
+        // Rendered only when something is reported.
+        let idx = || format!("{path}[{i}]");
         let name = str_of(p, "name");
         if !name.is_empty() {
             let errs = port_name_errors(name);
             if !errs.is_empty() {
                 for e in errs {
-                    out.push(Cause::invalid(format!("{idx}.name"), &s(name), &e));
+                    out.push(Cause::invalid(format!("{}.name", idx()), &s(name), &e));
                 }
             } else if !names.insert(name) {
-                out.push(Cause::duplicate(format!("{idx}.name"), &s(name)));
+                out.push(Cause::duplicate(format!("{}.name", idx()), &s(name)));
             }
         }
         match int(p, "containerPort").unwrap_or(0) {
-            0 => out.push(Cause::required(format!("{idx}.containerPort"))),
+            0 => out.push(Cause::required(format!("{}.containerPort", idx()))),
             cp => {
                 for e in port_num_errors(cp) {
                     out.push(Cause::invalid(
-                        format!("{idx}.containerPort"),
+                        format!("{}.containerPort", idx()),
                         &json!(cp),
                         &e,
                     ));
@@ -241,14 +242,18 @@ fn validate_ports(c: &Obj, path: &str, out: &mut Vec<Cause>) {
         let hp = int(p, "hostPort").unwrap_or(0);
         if hp != 0 {
             for e in port_num_errors(hp) {
-                out.push(Cause::invalid(format!("{idx}.hostPort"), &json!(hp), &e));
+                out.push(Cause::invalid(
+                    format!("{}.hostPort", idx()),
+                    &json!(hp),
+                    &e,
+                ));
             }
         }
         match str_of(p, "protocol") {
-            "" => out.push(Cause::required(format!("{idx}.protocol"))),
+            "" => out.push(Cause::required(format!("{}.protocol", idx()))),
             "TCP" | "UDP" | "SCTP" => {}
             other => out.push(Cause::not_supported(
-                format!("{idx}.protocol"),
+                format!("{}.protocol", idx()),
                 &s(other),
                 &["SCTP", "TCP", "UDP"],
             )),
@@ -304,19 +309,20 @@ fn key_selector(out: &mut Vec<Cause>, path: &str, sel: &Obj) {
 
 fn validate_env(c: &Obj, path: &str, out: &mut Vec<Cause>) {
     for (i, ev) in objs(c, "env") {
-        let idx = format!("{path}[{i}]");
+        // Rendered only when something is reported or a valueFrom is checked.
+        let idx = || format!("{path}[{i}]");
         let name = str_of(ev, "name");
         if name.is_empty() {
-            out.push(Cause::required(format!("{idx}.name")));
+            out.push(Cause::required(format!("{}.name", idx())));
         } else {
             for e in env_name_errors(name) {
-                out.push(Cause::invalid(format!("{idx}.name"), &s(name), &e));
+                out.push(Cause::invalid(format!("{}.name", idx()), &s(name), &e));
             }
         }
         let Some(vf) = ev.get("valueFrom").and_then(Value::as_object) else {
             continue;
         };
-        let vpath = format!("{idx}.valueFrom");
+        let vpath = format!("{}.valueFrom", idx());
         let mut n = 0;
         if let Some(fr) = vf.get("fieldRef").and_then(Value::as_object) {
             n += 1;
@@ -499,54 +505,62 @@ fn validate_resources(c: &Obj, path: &str, out: &mut Vec<Cause>) {
             .flatten()
             .collect::<Vec<_>>()
     };
-    let check =
-        |out: &mut Vec<Cause>, p: String, name: &str, v: &Value| -> Option<quantity::Quantity> {
-            for e in qualified_name_errors(name) {
-                out.push(Cause::invalid(p.clone(), &s(name), &e));
-            }
-            if !name.contains('/') {
-                if !matches!(name, "cpu" | "memory" | "ephemeral-storage")
-                    && !name.starts_with("hugepages-")
-                {
-                    out.push(Cause::invalid(
-                        p.clone(),
-                        &s(name),
-                        "must be a standard resource for containers",
-                    ));
-                }
-            } else if !is_native_resource(name) && !is_extended_resource(name) {
+    // `p` renders the entry's path, only when something is reported.
+    let check = |out: &mut Vec<Cause>,
+                 p: &dyn Fn() -> String,
+                 name: &str,
+                 v: &Value|
+     -> Option<quantity::Quantity> {
+        for e in qualified_name_errors(name) {
+            out.push(Cause::invalid(p(), &s(name), &e));
+        }
+        if !name.contains('/') {
+            if !matches!(name, "cpu" | "memory" | "ephemeral-storage")
+                && !name.starts_with("hugepages-")
+            {
                 out.push(Cause::invalid(
-                    p.clone(),
+                    p(),
                     &s(name),
-                    "doesn't follow extended resource name standard",
+                    "must be a standard resource for containers",
                 ));
             }
-            match quantity::parse_value(v) {
-                Ok(q) => {
-                    if q.milli < 0 {
-                        out.push(Cause::invalid(p.clone(), &s(&q.canonical()), NEGATIVE));
-                    }
-                    if is_extended_resource(name) && q.milli % 1000 != 0 {
-                        out.push(Cause::invalid(p, &s(&q.canonical()), "must be an integer"));
-                    }
-                    Some(q)
+        } else if !is_native_resource(name) && !is_extended_resource(name) {
+            out.push(Cause::invalid(
+                p(),
+                &s(name),
+                "doesn't follow extended resource name standard",
+            ));
+        }
+        match quantity::parse_value(v) {
+            Ok(q) => {
+                if q.milli < 0 {
+                    out.push(Cause::invalid(p(), &s(&q.canonical()), NEGATIVE));
                 }
-                Err(e) => {
-                    out.push(Cause::invalid(p, v, e));
-                    None
+                if is_extended_resource(name) && q.milli % 1000 != 0 {
+                    out.push(Cause::invalid(
+                        p(),
+                        &s(&q.canonical()),
+                        "must be an integer",
+                    ));
                 }
+                Some(q)
             }
-        };
+            Err(e) => {
+                out.push(Cause::invalid(p(), v, e));
+                None
+            }
+        }
+    };
     let lim_path = format!("{path}.limits");
     let req_path = format!("{path}.requests");
     let mut limits = std::collections::BTreeMap::new();
     for (name, v) in list("limits") {
-        if let Some(q) = check(out, format!("{lim_path}[{name}]"), name, v) {
+        if let Some(q) = check(out, &|| format!("{lim_path}[{name}]"), name, v) {
             limits.insert(name.as_str(), q);
         }
     }
     for (name, v) in list("requests") {
-        let Some(q) = check(out, format!("{req_path}[{name}]"), name, v) else {
+        let Some(q) = check(out, &|| format!("{req_path}[{name}]"), name, v) else {
             continue;
         };
         match limits.get(name.as_str()) {

@@ -111,7 +111,21 @@ pub fn path<'a>(obj: &'a Object, dotted: &str) -> Option<&'a Value> {
 
 /// RFC 3339 with seconds precision, as upstream's metav1.Time marshals.
 pub fn now_rfc3339() -> String {
-    format_time(jiff::Timestamp::now())
+    // The text changes once a second: formatted once per second and thread (strftime was
+    // about a microsecond per create, which stamps two times).
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let now = jiff::Timestamp::now();
+    let secs = now.as_second();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs || last.1.is_empty() {
+            *last = (secs, format_time(now));
+        }
+        last.1.clone()
+    })
 }
 
 pub fn format_time(t: jiff::Timestamp) -> String {
@@ -178,6 +192,15 @@ mod tests {
             Value::Object(m) => m,
             _ => Map::new(),
         }
+    }
+
+    #[test]
+    fn now_is_the_current_second() {
+        let before = format_time(jiff::Timestamp::now());
+        let now = now_rfc3339();
+        let after = format_time(jiff::Timestamp::now());
+        assert!(before <= now && now <= after, "{before} {now} {after}");
+        assert_eq!(now.len(), "2026-01-02T03:04:05Z".len());
     }
 
     #[test]

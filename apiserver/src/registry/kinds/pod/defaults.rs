@@ -332,31 +332,33 @@ pub fn default_pod_only(spec: &mut Obj) {
     }
     set_default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
     // DefaultTolerationSeconds admission.
+    let empty = Vec::new();
     let tols = spec
         .get("tolerations")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut added = tols.clone();
-    for key in [
+        .unwrap_or(&empty);
+    let missing: Vec<&str> = [
         "node.kubernetes.io/not-ready",
         "node.kubernetes.io/unreachable",
-    ] {
-        if !tolerates(&tols, key) {
+    ]
+    .into_iter()
+    .filter(|key| !tolerates(tols, key))
+    .collect();
+    if !missing.is_empty() {
+        let mut added = tols.clone();
+        for key in missing {
             added.push(json!({
                 "key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300
             }));
         }
-    }
-    if added.len() != tols.len() {
         spec.insert("tolerations".into(), Value::Array(added));
     }
 }
 
 /// Upstream's `ComputePodQOS` (pod-level resources off, as in 1.33 by default).
 pub fn qos_class(spec: &Obj) -> &'static str {
-    let mut requests: BTreeMap<String, i128> = BTreeMap::new();
-    let mut limits: BTreeMap<String, i128> = BTreeMap::new();
+    let mut requests: BTreeMap<&str, i128> = BTreeMap::new();
+    let mut limits: BTreeMap<&str, i128> = BTreeMap::new();
     let mut guaranteed = true;
     let containers = ["containers", "initContainers"].into_iter().flat_map(|k| {
         spec.get(k)
@@ -377,7 +379,7 @@ pub fn qos_class(spec: &Obj) -> &'static str {
                     quantity::parse_value(v)
                         .ok()
                         .filter(|q| q.milli > 0)
-                        .map(|q| (name.clone(), q.milli))
+                        .map(|q| (name.as_str(), q.milli))
                 })
                 .collect::<Vec<_>>()
         };
@@ -385,7 +387,7 @@ pub fn qos_class(spec: &Obj) -> &'static str {
             *requests.entry(name).or_insert(0) += v;
         }
         let lims = list("limits");
-        let has = |n: &str| lims.iter().any(|(k, _)| k == n);
+        let has = |n: &str| lims.iter().any(|(k, _)| *k == n);
         if !(has("cpu") && has("memory")) {
             guaranteed = false;
         }

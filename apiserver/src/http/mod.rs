@@ -36,7 +36,8 @@ pub struct Shared {
     pub server_address: String,
 }
 
-/// The whole API as one router (TLS, authentication and metrics wrap it in `server`).
+/// The whole API as one router: one handler, which times and counts every request
+/// (`metrics::track`) around `dispatch`; TLS and authentication wrap it in `server`.
 pub fn router(state: AppState) -> Router {
     let metrics = Arc::new(metrics::Metrics::default());
     Router::new()

@@ -157,9 +157,124 @@ pub fn fuzz_one(data: &[u8]) {
     let _ = decode_and_validate(data, "application/json", index);
 }
 
+/// One HTTP/1.1 connection (`crate::http1`) whose client sends `data` (in pieces whose size
+/// the first byte picks, so heads and chunked bodies are split at every point) and then
+/// closes its side, while reading everything the server answers. The handler behind it reads
+/// the body (`/` and anything else), streams a finite chunked answer (`/stream`) or upgrades
+/// and echoes (`/upgrade`). Must never panic, and the connection must end once the client has
+/// closed (it sees EOF at once; the header and idle timeouts are cut to 200 ms in case it
+/// does not): one still open after 30 s is a hang, reported as a panic.
+pub fn fuzz_http1(data: &[u8]) {
+    thread_local! {
+        static RUNTIME: Option<tokio::runtime::Runtime> = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok();
+    }
+    RUNTIME.with(|rt| {
+        if let Some(rt) = rt {
+            rt.block_on(http1_session(data));
+        }
+    });
+}
+
+async fn http1_session(data: &[u8]) {
+    use axum::body::Body;
+    use axum::http::{Request, Response, StatusCode, header};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::http1::{self, Http1Options, OnUpgrade};
+
+    let service = http1::service_fn(|req: Request<Body>| async move {
+        let upgrade = req.extensions().get::<OnUpgrade>().cloned();
+        let response = match (req.uri().path(), upgrade) {
+            ("/upgrade", Some(on)) => {
+                tokio::spawn(async move {
+                    if let Ok(io) = on.upgraded().await {
+                        let (mut r, mut w) = tokio::io::split(io);
+                        let _ = tokio::io::copy(&mut r, &mut w).await;
+                    }
+                });
+                Response::builder()
+                    .status(StatusCode::SWITCHING_PROTOCOLS)
+                    .header(header::CONNECTION, "upgrade")
+                    .header(header::UPGRADE, "echo")
+                    .body(Body::empty())
+            }
+            ("/stream", _) => {
+                let parts = futures::stream::iter(
+                    ["one\n", "two\n", "three\n"]
+                        .map(|p| Ok::<_, std::io::Error>(bytes::Bytes::from_static(p.as_bytes()))),
+                );
+                Response::builder().body(Body::from_stream(parts))
+            }
+            _ => {
+                let n = axum::body::to_bytes(req.into_body(), 1 << 20)
+                    .await
+                    .map_or(-1, |b| b.len() as i64);
+                Response::builder().body(Body::from(format!("{n}\n")))
+            }
+        };
+        Ok::<_, std::convert::Infallible>(response.unwrap_or_default())
+    });
+    let (client, server) = tokio::io::duplex(4096);
+    let options = Http1Options {
+        max_head_bytes: 16 * 1024,
+        read_header_timeout: std::time::Duration::from_millis(200),
+        idle_timeout: std::time::Duration::from_millis(200),
+        ..Http1Options::default()
+    };
+    let conn = tokio::spawn(http1::serve_connection(
+        server,
+        service,
+        options,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    let step = usize::from(data.first().copied().unwrap_or(0) % 64) + 1;
+    let (mut rd, mut wr) = tokio::io::split(client);
+    let write = async move {
+        for piece in data.chunks(step) {
+            if wr.write_all(piece).await.is_err() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let _ = wr.shutdown().await;
+    };
+    let read = async move {
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = rd.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let session = async {
+        tokio::join!(write, read);
+        let _ = conn.await;
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(30), session)
+        .await
+        .is_err()
+    {
+        panic!("an HTTP/1.1 connection did not end after its client closed");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http1_sessions_end() {
+        fuzz_http1(b"");
+        fuzz_http1(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        fuzz_http1(b"\x05POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /stream HTTP/1.1\r\n\r\n");
+        fuzz_http1(b"GET /upgrade HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello");
+        fuzz_http1(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\nshort");
+        fuzz_http1(b"GET / HTTP/1.1\r\nX: \xff\x00\r\n\r\n");
+        fuzz_http1(&[b'a'; 20_000]);
+    }
 
     #[test]
     fn valid_pod_passes_and_garbage_fails() {

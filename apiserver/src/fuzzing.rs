@@ -180,7 +180,7 @@ pub fn fuzz_http1(data: &[u8]) {
 
 async fn http1_session(data: &[u8]) {
     use axum::body::Body;
-    use axum::http::{Request, Response, StatusCode, header};
+    use axum::http::{Request, Response};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use crate::http1::{self, Http1Options, OnUpgrade};
@@ -188,19 +188,7 @@ async fn http1_session(data: &[u8]) {
     let service = http1::service_fn(|req: Request<Body>| async move {
         let upgrade = req.extensions().get::<OnUpgrade>().cloned();
         let response = match (req.uri().path(), upgrade) {
-            ("/upgrade", Some(on)) => {
-                tokio::spawn(async move {
-                    if let Ok(io) = on.upgraded().await {
-                        let (mut r, mut w) = tokio::io::split(io);
-                        let _ = tokio::io::copy(&mut r, &mut w).await;
-                    }
-                });
-                Response::builder()
-                    .status(StatusCode::SWITCHING_PROTOCOLS)
-                    .header(header::CONNECTION, "upgrade")
-                    .header(header::UPGRADE, "echo")
-                    .body(Body::empty())
-            }
+            ("/upgrade", Some(on)) => Ok(http1::echo_upgrade(on)),
             ("/stream", _) => {
                 let parts = futures::stream::iter(
                     ["one\n", "two\n", "three\n"]

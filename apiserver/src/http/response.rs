@@ -188,11 +188,7 @@ pub fn raw_list(
         Body::from(first)
     } else {
         let rest = futures::stream::iter(chunks.map(Ok::<_, Infallible>));
-        Body::from_stream(
-            futures::stream::once(async { Ok(first) })
-                .chain(rest)
-                .fuse(),
-        )
+        stream_body(futures::stream::once(async { Ok(first) }).chain(rest))
     };
     Ok(json_response(body))
 }
@@ -248,13 +244,21 @@ pub fn stream_list(def: &'static ResourceDef, mut cursor: ListCursor) -> Respons
         buf.extend_from_slice(b"]}\n");
         let _ = tx.send(Ok(buf.freeze())).await;
     });
-    // Fused: a body may be polled again after its end (tower-http's compression does), and
-    // an `unfold` panics then.
     let body = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
-    })
-    .fuse();
-    json_response(Body::from_stream(body))
+    });
+    json_response(stream_body(body))
+}
+
+/// A body written from a stream, as every streamed answer (lists, watches) makes its body:
+/// fused, since a body may be polled again after its end (tower-http's compression does) and
+/// streams such as `unfold` panic then.
+pub fn stream_body<S, E>(stream: S) -> Body
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<axum::BoxError>,
+{
+    Body::from_stream(stream.fuse())
 }
 
 fn json_response(body: Body) -> Response {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -35,11 +34,8 @@ fn encode_line(kind: EventType, object: Value) -> Bytes {
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(kind.as_str().as_bytes());
     out.extend_from_slice(b"\",\"object\":");
-    if serde_json::to_writer(&mut out, &object).is_err() {
-        // Only a map with non-string keys fails, which a JSON `Value` cannot hold.
-        out.truncate(0);
-        out.extend_from_slice(b"{\"type\":\"ERROR\",\"object\":{}");
-    }
+    // Infallible: a `Value` has string keys only, and writing to a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut out, &object);
     out.extend_from_slice(b"}\n");
     Bytes::from(out)
 }
@@ -252,8 +248,7 @@ impl Stream for WatchLoop {
 }
 
 fn stream_response(s: futures::stream::BoxStream<'static, Bytes>) -> Response {
-    // Fused: a consumer may poll the body again after its end.
-    let body = Body::from_stream(s.map(Ok::<_, Infallible>).fuse());
+    let body = super::response::stream_body(s.map(Ok::<_, Infallible>));
     (
         StatusCode::OK,
         [
@@ -283,9 +278,6 @@ mod tests {
         serde_json::from_slice(b).expect("one JSON object")
     }
 
-    /// Events one line each; bookmarks with the last revision sent, due ones first even while
-    /// events are ready; the end at the deadline although the event stream is still open.
-
     #[test]
     fn lines_put_the_type_first_as_upstream() {
         let b = encode_line(EventType::Added, json!({"kind": "Pod", "apiVersion": "v1"}));
@@ -294,6 +286,9 @@ mod tests {
             b"{\"type\":\"ADDED\",\"object\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}}\n"
         );
     }
+
+    /// Events one line each; bookmarks with the last revision sent, due ones first even while
+    /// events are ready; the end at the deadline although the event stream is still open.
     #[tokio::test]
     async fn events_bookmarks_and_the_deadline() {
         let def = crate::resources::lookup("", "v1", "configmaps").expect("configmaps");

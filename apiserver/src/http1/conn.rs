@@ -34,6 +34,9 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 const LINGER_BYTES: usize = 4 << 20;
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+/// The answer when the service fails or answers `101` to a request that asked for no upgrade.
+const INTERNAL_ERROR: &[u8] =
+    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
 /// Serves HTTP/1.1 (and 1.0) requests on `io` with `service` until the client closes, a request
 /// or response ends the connection, a timeout of `options` passes, or `shutdown` is cancelled
@@ -328,10 +331,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
             Err(e) => {
                 let e: BoxError = e.into();
                 tracing::debug!(error = %e, "service failed");
-                self.write_all(
-                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                )
-                .await?;
+                self.write_all(INTERNAL_ERROR).await?;
                 return Ok(Step::Done(Next::Close { linger: true }));
             }
         };
@@ -360,10 +360,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
         if status == StatusCode::SWITCHING_PROTOCOLS {
             let Some(tx) = upgrade else {
                 tracing::debug!("a 101 response to a request that asked for no upgrade");
-                self.write_all(
-                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                )
-                .await?;
+                self.write_all(INTERNAL_ERROR).await?;
                 return Ok(Step::Done(Next::Close { linger: true }));
             };
             let head = head::encode_response_head(Version::HTTP_11, status, headers);

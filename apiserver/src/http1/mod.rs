@@ -44,7 +44,7 @@ use std::time::Duration;
 
 pub use body::RequestBody;
 pub use conn::serve_connection;
-pub use upgrade::{OnUpgrade, Upgraded};
+pub use upgrade::{OnUpgrade, Upgraded, echo_upgrade};
 
 /// A boxed error, as `http_body` and `tower` pass them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

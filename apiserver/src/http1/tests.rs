@@ -6,8 +6,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
@@ -81,17 +81,7 @@ fn router(shared: Shared) -> Router {
                 let Some(on) = req.extensions().get::<OnUpgrade>().cloned() else {
                     return (StatusCode::BAD_REQUEST, "no upgrade").into_response();
                 };
-                tokio::spawn(async move {
-                    let Ok(io) = on.upgraded().await else { return };
-                    let (mut r, mut w) = tokio::io::split(io);
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-                Response::builder()
-                    .status(StatusCode::SWITCHING_PROTOCOLS)
-                    .header(header::CONNECTION, "upgrade")
-                    .header(header::UPGRADE, "echo")
-                    .body(Body::empty())
-                    .unwrap()
+                super::echo_upgrade(on)
             }),
         )
         .with_state(shared)

@@ -115,3 +115,26 @@ impl AsyncWrite for Upgraded {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
+
+/// A `101` to an `Upgrade: echo` request whose connection, once handed over, echoes what the
+/// client sends until it closes: the upgrade path as the tests and the fuzz target drive it.
+pub fn echo_upgrade(on: OnUpgrade) -> axum::http::Response<axum::body::Body> {
+    tokio::spawn(async move {
+        if let Ok(io) = on.upgraded().await {
+            let (mut r, mut w) = tokio::io::split(io);
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+        }
+    });
+    let mut response = axum::http::Response::new(axum::body::Body::empty());
+    *response.status_mut() = axum::http::StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("upgrade"),
+    );
+    headers.insert(
+        axum::http::header::UPGRADE,
+        axum::http::HeaderValue::from_static("echo"),
+    );
+    response
+}

@@ -235,6 +235,7 @@ pub fn v3_response(gv_path: &str, hash: Option<&str>, headers: &HeaderMap) -> Op
     match hash.filter(|h| !h.is_empty()) {
         Some(asked) if asked != current => {
             let location = format!("/openapi/v3/{key}?hash={current}");
+            let body = format!("<a href=\"{location}\">Moved Permanently</a>.\n\n");
             if let Ok(location) = HeaderValue::from_str(&location) {
                 out.insert(header::LOCATION, location);
             }
@@ -242,8 +243,6 @@ pub fn v3_response(gv_path: &str, hash: Option<&str>, headers: &HeaderMap) -> Op
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             );
-            let body =
-                format!("<a href=\"/openapi/v3/{key}?hash={current}\">Moved Permanently</a>.\n\n");
             return Some((StatusCode::MOVED_PERMANENTLY, out, body).into_response());
         }
         Some(_) => {

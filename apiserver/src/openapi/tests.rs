@@ -558,16 +558,19 @@ fn v2_negotiation_follows_upstream() {
     }
 }
 
+/// Request headers from (name, value) pairs.
+fn header_map(pairs: &[(axum::http::HeaderName, &str)]) -> axum::http::HeaderMap {
+    let mut h = axum::http::HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(k.clone(), v.parse().expect("header value"));
+    }
+    h
+}
+
 #[test]
 fn v2_response_headers_and_revalidation() {
-    use axum::http::{HeaderMap, StatusCode, header};
-    let get = |pairs: &[(header::HeaderName, &str)]| {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(k.clone(), v.parse().expect("header value"));
-        }
-        v2_response(&h)
-    };
+    use axum::http::{StatusCode, header};
+    let get = |pairs: &[(header::HeaderName, &str)]| v2_response(&header_map(pairs));
     let pb = get(&[(
         header::ACCEPT,
         "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
@@ -601,14 +604,8 @@ fn v2_response_headers_and_revalidation() {
 
 #[test]
 fn v3_responses_cache_and_redirect_as_upstream() {
-    use axum::http::{HeaderMap, StatusCode, header};
-    let headers = |pairs: &[(header::HeaderName, &str)]| {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(k.clone(), v.parse().expect("header value"));
-        }
-        h
-    };
+    use axum::http::{StatusCode, header};
+    let headers = header_map;
     let current = v3_hash("apis/apps/v1").expect("apps/v1 served");
     let etag = format!("\"{current}\"");
 

@@ -224,6 +224,55 @@ pub struct MinReady {
     pub max_spec_sum: Arc<AtomicU64>,
 }
 
+/// What a kube watcher's events say, by object name. A (re)list is gathered apart and
+/// replaces the state at its end: mixing its items with the state from before it would count
+/// objects that are gone.
+struct ByName<V> {
+    state: std::collections::HashMap<String, V>,
+    relist: Option<std::collections::HashMap<String, V>>,
+    listed: bool,
+}
+
+impl<V> Default for ByName<V> {
+    fn default() -> Self {
+        ByName {
+            state: Default::default(),
+            relist: None,
+            listed: false,
+        }
+    }
+}
+
+impl<V> ByName<V> {
+    /// Applies `ev` (`value` is what is kept of an object); true when `state` changed and is
+    /// a complete picture (after the first list).
+    fn apply<K: ResourceExt>(&mut self, ev: watcher::Event<K>, value: impl Fn(&K) -> V) -> bool {
+        match ev {
+            watcher::Event::Init => {
+                self.relist = Some(Default::default());
+                return false;
+            }
+            watcher::Event::InitApply(o) => {
+                if let Some(r) = self.relist.as_mut() {
+                    r.insert(o.name_any(), value(&o));
+                }
+                return false;
+            }
+            watcher::Event::InitDone => {
+                self.state = self.relist.take().unwrap_or_default();
+                self.listed = true;
+            }
+            watcher::Event::Apply(o) => {
+                self.state.insert(o.name_any(), value(&o));
+            }
+            watcher::Event::Delete(o) => {
+                self.state.remove(&o.name_any());
+            }
+        }
+        self.listed
+    }
+}
+
 pub fn watch_min_ready(c: &Cluster, app: &str) -> MinReady {
     let min = Arc::new(AtomicU64::new(u64::MAX));
     let max_total = Arc::new(AtomicU64::new(0));
@@ -232,48 +281,22 @@ pub fn watch_min_ready(c: &Cluster, app: &str) -> MinReady {
     let token = c.shutdown.clone();
     let cfg = watcher::Config::default().labels(&format!("app={app}"));
     tokio::spawn(async move {
-        let mut seen: std::collections::HashMap<String, (bool, bool)> = Default::default();
-        let mut initialized = false;
         let mut stream = std::pin::pin!(
             watcher(pods, cfg)
                 .default_backoff()
                 .take_until(token.cancelled_owned())
         );
-        // A (re)list is gathered apart and replaces the state at its end: mixing its items
-        // with the state from before it would count pods that are gone.
-        let mut relist: Option<std::collections::HashMap<String, (bool, bool)>> = None;
+        let mut seen = ByName::default();
         while let Some(Ok(ev)) = stream.next().await {
-            let state = |p: &Pod| {
+            let changed = seen.apply(ev, |p: &Pod| {
                 let live = p.metadata.deletion_timestamp.is_none();
                 (live && is_ready(p), live)
-            };
-            match ev {
-                watcher::Event::Init => {
-                    relist = Some(Default::default());
-                    continue;
-                }
-                watcher::Event::InitApply(p) => {
-                    if let Some(r) = relist.as_mut() {
-                        r.insert(p.name_any(), state(&p));
-                    }
-                    continue;
-                }
-                watcher::Event::InitDone => {
-                    seen = relist.take().unwrap_or_default();
-                    initialized = true;
-                }
-                watcher::Event::Apply(p) => {
-                    seen.insert(p.name_any(), state(&p));
-                }
-                watcher::Event::Delete(p) => {
-                    seen.remove(&p.name_any());
-                }
-            }
-            if !initialized {
+            });
+            if !changed {
                 continue;
             }
-            let ready = seen.values().filter(|(r, _)| *r).count() as u64;
-            let total = seen.values().filter(|(_, l)| *l).count() as u64;
+            let ready = seen.state.values().filter(|(r, _)| *r).count() as u64;
+            let total = seen.state.values().filter(|(_, l)| *l).count() as u64;
             m.fetch_min(ready, Ordering::SeqCst);
             t.fetch_max(total, Ordering::SeqCst);
         }
@@ -284,39 +307,20 @@ pub fn watch_min_ready(c: &Cluster, app: &str) -> MinReady {
     let token = c.shutdown.clone();
     let rs_cfg = watcher::Config::default().labels(&format!("app={app}"));
     tokio::spawn(async move {
-        let mut specs: std::collections::HashMap<String, u64> = Default::default();
         let mut stream = std::pin::pin!(
             watcher(rss, rs_cfg)
                 .default_backoff()
                 .take_until(token.cancelled_owned())
         );
-        // As above: a relist replaces the state only once it is complete.
-        let mut relist: Option<std::collections::HashMap<String, u64>> = None;
+        let mut specs = ByName::default();
         while let Some(Ok(ev)) = stream.next().await {
-            let replicas = |rs: &ReplicaSet| {
+            let changed = specs.apply(ev, |rs: &ReplicaSet| {
                 let n = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
                 u64::try_from(n).unwrap_or(0)
-            };
-            match ev {
-                watcher::Event::Init => {
-                    relist = Some(Default::default());
-                    continue;
-                }
-                watcher::Event::InitApply(rs) => {
-                    if let Some(r) = relist.as_mut() {
-                        r.insert(rs.name_any(), replicas(&rs));
-                    }
-                    continue;
-                }
-                watcher::Event::InitDone => specs = relist.take().unwrap_or_default(),
-                watcher::Event::Apply(rs) => {
-                    specs.insert(rs.name_any(), replicas(&rs));
-                }
-                watcher::Event::Delete(rs) => {
-                    specs.remove(&rs.name_any());
-                }
+            });
+            if changed {
+                spec_sum.fetch_max(specs.state.values().sum(), Ordering::SeqCst);
             }
-            spec_sum.fetch_max(specs.values().sum(), Ordering::SeqCst);
         }
     });
     MinReady {

@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 
+# One build, no incremental caches: they doubled the target directory and a one-off build
+# gains nothing from them. The free disk is printed first, since a full disk fails a build
+# in ways (a linker's bus error) that do not say so.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+df -h . | awk 'NR == 2 { print "test.sh: " $4 " free on " $6 " before the build" }'
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -17,7 +17,9 @@
 //!    resourceVersion checked to rise) and the server process's VmRSS growth per idle watcher
 //!    (fresh, so no heap freed by earlier parts hides it). The watchers are another child process
 //!    (`CAPSTAN_BENCH_CHILD=watchers`, one thread, lines cut with memchr, no JSON parsing).
-//!    Next to it the creates' own latency (part of every delivery latency) and the floor,
+//!    Next to it the creates' own latency (part of every delivery latency), per event the
+//!    first and the last watcher's latency (the pipeline up to the fan-out, and the fan-out's
+//!    tail), and the floor,
 //!    measured right after: the same fan-out of the same lines to the same watcher process
 //!    from a bare tokio server (`CAPSTAN_BENCH_CHILD=floor`), so the latency can be read
 //!    against what this machine does at that moment with no API server in the way;
@@ -384,6 +386,10 @@ struct StoreResults {
     watch_p50: Duration,
     watch_p99: Duration,
     watch_max: Duration,
+    /// Per event, the first and the last watcher's latency, p99 over events: the pipeline up
+    /// to the fan-out, and the fan-out's tail.
+    watch_first_p99: Duration,
+    watch_last_p99: Duration,
 }
 
 async fn bench_store(
@@ -787,6 +793,15 @@ async fn watchers(datastore: &str, client: &HttpClient, res: &mut StoreResults) 
     let ok = acks.len() as u64;
     res.watch_write_p50 = pct(&mut acks, 0.5);
     res.watch_write_p99 = pct(&mut acks, 0.99);
+    eprintln!(
+        "  [{}] creates during the watch: p99.9 {} ms, max {} ms, {} of {ok} over 50 ms",
+        res.name,
+        ms(pct(&mut acks, 0.999)),
+        ms(acks.last().copied().unwrap_or_default()),
+        acks.iter()
+            .filter(|d| **d > Duration::from_millis(50))
+            .count(),
+    );
     let mut stdin = child.0.stdin.take().context("child stdin")?;
     writeln!(stdin, "done {ok}")?;
     drop(stdin);
@@ -815,6 +830,8 @@ async fn watchers(datastore: &str, client: &HttpClient, res: &mut StoreResults) 
     res.watch_p50 = Duration::from_micros(v["p50_us"].as_u64().unwrap_or(0));
     res.watch_p99 = Duration::from_micros(v["p99_us"].as_u64().unwrap_or(0));
     res.watch_max = Duration::from_micros(v["max_us"].as_u64().unwrap_or(0));
+    res.watch_first_p99 = Duration::from_micros(v["first_p99_us"].as_u64().unwrap_or(0));
+    res.watch_last_p99 = Duration::from_micros(v["last_p99_us"].as_u64().unwrap_or(0));
     eprintln!(
         "  [{}] watch: {summary}; server CPU {server_cpu:.1} s",
         res.name
@@ -992,6 +1009,9 @@ fn child_floor() -> Result<()> {
 struct Seen {
     /// Send→arrival latency of each event, µs.
     lat: Vec<u64>,
+    /// (resourceVersion, latency µs) of each event: per event, the first and the last
+    /// watcher's latency tell the pipeline before the fan-out from the fan-out itself.
+    by_rv: Vec<(u64, u64)>,
     /// Events whose resourceVersion was not above the previous one's.
     out_of_order: u64,
     /// Lines that are not an ADDED event carrying the send timestamp.
@@ -1234,12 +1254,15 @@ fn child_watchers() -> Result<()> {
                                 mine.out_of_order += 1;
                             }
                             last_rv = rv;
-                            mine.lat.push(now.saturating_sub(t) / 1000);
+                            let lat = now.saturating_sub(t) / 1000;
+                            mine.lat.push(lat);
+                            mine.by_rv.push((rv, lat));
                             got += 1;
                         })
                         .await;
                     if let Ok(mut s) = seen.lock() {
                         s.lat.append(&mut mine.lat);
+                        s.by_rv.append(&mut mine.by_rv);
                         s.out_of_order += std::mem::take(&mut mine.out_of_order);
                         s.other_lines += std::mem::take(&mut mine.other_lines);
                         if !matches!(r, Ok(true)) {
@@ -1287,10 +1310,32 @@ fn child_watchers() -> Result<()> {
         while events.load(Ordering::Relaxed) < want && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let (mut all, out_of_order, other_lines, broken) = seen
+        let (mut all, mut by_rv, out_of_order, other_lines, broken) = seen
             .lock()
-            .map(|s| (s.lat.clone(), s.out_of_order, s.other_lines, s.broken))
+            .map(|s| {
+                (
+                    s.lat.clone(),
+                    s.by_rv.clone(),
+                    s.out_of_order,
+                    s.other_lines,
+                    s.broken,
+                )
+            })
             .unwrap_or_default();
+        // Per event: the first and the last watcher's latency.
+        by_rv.sort_unstable();
+        let (mut first, mut last) = (Vec::new(), Vec::new());
+        for group in by_rv.chunk_by(|a, b| a.0 == b.0) {
+            first.push(group[0].1);
+            last.push(group[group.len() - 1].1);
+        }
+        first.sort_unstable();
+        last.sort_unstable();
+        let q = |v: &[u64], q: f64| {
+            v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0)
+        };
         all.sort_unstable();
         let p = |q: f64| {
             all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
@@ -1303,6 +1348,9 @@ fn child_watchers() -> Result<()> {
                 "events": events.load(Ordering::Relaxed),
                 "out_of_order": out_of_order, "other_lines": other_lines, "broken": broken,
                 "p50_us": p(0.5), "p99_us": p(0.99), "max_us": all.last().copied().unwrap_or(0),
+                "first_p50_us": q(&first, 0.5), "first_p99_us": q(&first, 0.99),
+                "first_max_us": first.last().copied().unwrap_or(0),
+                "last_p50_us": q(&last, 0.5), "last_p99_us": q(&last, 0.99),
                 "cpu_s": proc_cpu(&me).saturating_sub(cpu_ready).as_secs_f64(),
             })
         );
@@ -1432,11 +1480,13 @@ fn report(all: &[StoreResults]) {
         }
         if part("watch") {
             println!(
-                "| {} | {} watchers, p99 delivery (p50, max; CPU s server / watchers; the creates' own p50 / p99: {} / {} ms) | {} ms ({} / {}; {:.1} / {:.1}) | ≤ 50 ms | {} |",
+                "| {} | {} watchers, p99 delivery (p50, max; CPU s server / watchers; the creates' own p50 / p99: {} / {} ms; per event the first / last watcher, p99: {} / {} ms) | {} ms ({} / {}; {:.1} / {:.1}) | ≤ 50 ms | {} |",
                 r.name,
                 r.watchers,
                 ms(r.watch_write_p50),
                 ms(r.watch_write_p99),
+                ms(r.watch_first_p99),
+                ms(r.watch_last_p99),
                 ms(r.watch_p99),
                 ms(r.watch_p50),
                 ms(r.watch_max),

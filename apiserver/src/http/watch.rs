@@ -257,6 +257,8 @@ fn stream_response(s: futures::stream::BoxStream<'static, Bytes>) -> Response {
         ],
         // Events go out as they happen; upstream never compresses a watch.
         axum::Extension(super::Uncompressed),
+        // Written from the stream runtime, away from request handling.
+        axum::Extension(crate::http1::LongLived),
         body,
     )
         .into_response()

@@ -1,7 +1,7 @@
 //! The connection loop: read a head, run the handler while feeding it the request body, write
 //! the response (watching the read side while it streams), then the next request.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io::IoSlice;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll, ready};
@@ -18,6 +18,7 @@ use tower_service::Service;
 
 use super::body::{BodyMsg, Decoded, Decoder, RequestBody};
 use super::head::{self, Framing, Head, Parsed, Refusal};
+use super::stream_rt::{self, LongLived};
 use super::upgrade::{OnUpgrade, Upgraded};
 use super::{BoxError, Http1Error, Http1Options};
 
@@ -54,7 +55,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Body>, Response = Response<B>>,
     S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     let mut conn = Conn {
@@ -81,7 +82,22 @@ where
         // keeps for its whole life.
         let next = match Box::pin(conn.prepare(&mut service, head)).await? {
             Step::Done(next) => next,
-            Step::Respond(reply) => conn.respond(reply).await?,
+            Step::Respond(reply) => match reply.long_lived.then(stream_rt::handle).flatten() {
+                Some(rt) => {
+                    // The connection moves to the stream runtime for the response and comes
+                    // back after it; dropping this future (shutdown) aborts the response.
+                    let task = AbortOnDrop(rt.spawn(async move {
+                        let next = conn.respond(reply).await;
+                        (conn, next)
+                    }));
+                    let (back, next) = task.await.map_err(|e| {
+                        Http1Error::Io(std::io::Error::other(format!("response task: {e}")))
+                    })?;
+                    conn = back;
+                    next?
+                }
+                None => conn.respond(reply).await?,
+            },
         };
         match next {
             Next::KeepAlive => {}
@@ -147,6 +163,25 @@ struct Reply<B> {
     /// The request body was not read to its end (`decoder` has the rest).
     body_left: bool,
     decoder: Decoder,
+    /// The response is marked [`LongLived`]: written from the stream runtime.
+    long_lived: bool,
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 /// How the response body is framed.
@@ -415,8 +450,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
             headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
         }
         let head = head::encode_response_head(version, status, headers);
+        let long_lived = parts.extensions.get::<LongLived>().is_some();
         drop(parts);
         Ok(Step::Respond(Reply {
+            long_lived,
             head,
             body,
             out,
@@ -439,6 +476,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
             keep_alive,
             body_left,
             mut decoder,
+            long_lived: _,
         } = reply;
         match self.write_body(head, body, out).await? {
             BodyEnd::Complete => {}

@@ -28,11 +28,15 @@
 //! - graceful shutdown: when the token is cancelled an idle connection closes; a request in
 //!   flight is answered with `connection: close`, then the connection closes;
 //! - protocol upgrades: a request asking for one carries an [`OnUpgrade`]; a `101` response hands
-//!   the connection (and any bytes read past the head) over as an [`Upgraded`].
+//!   the connection (and any bytes read past the head) over as an [`Upgraded`];
+//! - a response marked [`LongLived`] (a watch) is written from a runtime of its own, so the
+//!   fan-out of an event to many watchers does not queue in front of request handling (see
+//!   `stream_rt`).
 
 mod body;
 mod conn;
 mod head;
+mod stream_rt;
 mod upgrade;
 
 #[cfg(test)]
@@ -44,6 +48,7 @@ use std::time::Duration;
 
 pub use body::RequestBody;
 pub use conn::serve_connection;
+pub use stream_rt::LongLived;
 pub use upgrade::{OnUpgrade, Upgraded, echo_upgrade};
 
 /// A boxed error, as `http_body` and `tower` pass them.

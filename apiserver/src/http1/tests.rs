@@ -112,6 +112,40 @@ fn stream_router(shared: Shared, dropped: Arc<Mutex<Option<oneshot::Sender<()>>>
         .with_state(shared)
 }
 
+/// `/long`: like `/stream`, marked [`LongLived`]; its body records the name of the thread
+/// that polls it and holds the drop signal.
+fn long_router(
+    shared: Shared,
+    dropped: Arc<Mutex<Option<oneshot::Sender<()>>>>,
+    threads: Arc<Mutex<Vec<String>>>,
+) -> Router {
+    Router::new()
+        .route("/hello", get(|| async { "hello" }))
+        .route(
+            "/long",
+            get(move |State(s): State<Shared>| {
+                let (dropped, threads) = (dropped.clone(), threads.clone());
+                async move {
+                    let (tx, rx) = mpsc::channel::<Bytes>(8);
+                    *s.stream.lock().unwrap() = Some(tx);
+                    s.stream_ready.notify_one();
+                    let guard = DropSignal(dropped.lock().unwrap().take());
+                    let stream = futures::stream::unfold(
+                        (rx, guard, threads),
+                        |(mut rx, g, threads)| async move {
+                            let name = std::thread::current().name().unwrap_or("").to_string();
+                            threads.lock().unwrap().push(name);
+                            let b = rx.recv().await?;
+                            Some((Ok::<_, std::convert::Infallible>(b), (rx, g, threads)))
+                        },
+                    );
+                    (axum::Extension(LongLived), Body::from_stream(stream))
+                }
+            }),
+        )
+        .with_state(shared)
+}
+
 struct Server {
     client: DuplexStream,
     shutdown: CancellationToken,
@@ -590,6 +624,86 @@ async fn stream_frames_ready_together_share_one_response_and_end_properly() {
     send(&mut s.client, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let (_, body) = read_response(&mut s.client, &mut buf).await;
     assert_eq!(body, b"hello");
+}
+
+/// A response marked `LongLived` is written from the stream runtime (its body is polled on
+/// that runtime's threads only), then the connection comes back and serves the next request.
+#[tokio::test]
+async fn long_lived_responses_stream_from_their_runtime_and_the_connection_goes_on() {
+    let shared = Shared::default();
+    let threads = Arc::new(Mutex::new(Vec::new()));
+    let mut s = start_with(
+        long_router(shared.clone(), Arc::default(), threads.clone()),
+        Http1Options::default(),
+    );
+    send(&mut s.client, b"GET /long HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    shared.stream_ready.notified().await;
+    let tx = shared.stream.lock().unwrap().take().unwrap();
+    let mut buf = BytesMut::new();
+    for part in ["one\n", "two\n"] {
+        tx.send(Bytes::from(part)).await.unwrap();
+        while find(&buf, part.as_bytes()).is_none() {
+            read_more(&mut s.client, &mut buf).await;
+        }
+    }
+    drop(tx);
+    let (head, body) = read_response(&mut s.client, &mut buf).await;
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert_eq!(body, b"one\ntwo\n");
+    let seen = threads.lock().unwrap().clone();
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(seen.iter().all(|t| t == "capstan-streams"), "{seen:?}");
+    // Back on its own task: the next request on the same connection.
+    send(&mut s.client, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let (_, body) = read_response(&mut s.client, &mut buf).await;
+    assert_eq!(body, b"hello");
+    drop(s.client);
+    s.done.await.unwrap().unwrap();
+}
+
+/// Client EOF ends a long-lived response as any other; dropping the connection's future (a
+/// server's forced close) aborts the response on the stream runtime and closes the connection.
+#[tokio::test]
+async fn long_lived_responses_end_with_the_client_or_the_connection_task() {
+    for abort in [false, true] {
+        let shared = Shared::default();
+        let (dropped_tx, dropped_rx) = oneshot::channel();
+        let dropped = Arc::new(Mutex::new(Some(dropped_tx)));
+        let mut s = start_with(
+            long_router(shared.clone(), dropped, Arc::default()),
+            Http1Options::default(),
+        );
+        send(&mut s.client, b"GET /long HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        shared.stream_ready.notified().await;
+        let tx = shared.stream.lock().unwrap().take().unwrap();
+        tx.send(Bytes::from_static(b"first\n")).await.unwrap();
+        let mut buf = BytesMut::new();
+        while find(&buf, b"first\n").is_none() {
+            read_more(&mut s.client, &mut buf).await;
+        }
+        let Server {
+            mut client, done, ..
+        } = s;
+        let ended = async {
+            tokio::time::timeout(Duration::from_secs(5), dropped_rx)
+                .await
+                .expect("the body was not dropped")
+                .unwrap();
+            assert!(tx.is_closed());
+        };
+        if abort {
+            done.abort();
+            ended.await;
+            let rest = tokio::time::timeout(Duration::from_secs(5), read_to_end(&mut client))
+                .await
+                .expect("the connection was not closed");
+            assert!(!rest.windows(6).any(|w| w == b"first\n"), "{rest:?}");
+        } else {
+            drop(client);
+            ended.await;
+            done.await.unwrap().unwrap();
+        }
+    }
 }
 
 #[tokio::test]

@@ -176,18 +176,28 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 }
 
 /// Lines of one watch after its initial events: store events, bookmarks, and the end at the
-/// deadline. The timers live as long as the watch instead of being re-armed per event. Each
-/// event is its own frame, the `Bytes` shared with every watcher of the event: the HTTP/1.1
-/// loop (`crate::http1`) gathers the frames that are ready at once into one vectored write,
-/// without copying them.
+/// deadline. The timers live as long as the watch instead of being re-armed per event; they
+/// are made at the first poll, so they belong to the runtime that writes the watch (the
+/// HTTP/1.1 loop's stream runtime, `crate::http1::LongLived`), not to the one whose handler
+/// made the watch. Each event is its own frame, the `Bytes` shared with every watcher of the
+/// event: the HTTP/1.1 loop (`crate::http1`) gathers the frames that are ready at once into
+/// one vectored write, without copying them.
 struct WatchLoop {
     events: ObjectWatch,
     enc: Encoder,
     last_rv: i64,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    /// How often, and when the next bookmark is due (only for clients that allow them).
-    bookmark: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
+    started: tokio::time::Instant,
+    timeout: Duration,
+    /// `Some` for clients that allow bookmarks: how often.
+    bookmark_every: Option<Duration>,
+    timers: Option<Timers>,
     done: bool,
+}
+
+struct Timers {
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// When the next bookmark is due (only for clients that allow them).
+    bookmark: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl WatchLoop {
@@ -199,14 +209,14 @@ impl WatchLoop {
         timeout: Duration,
         bookmark_every: Option<Duration>,
     ) -> Self {
-        let now = tokio::time::Instant::now();
         WatchLoop {
             events,
             enc,
             last_rv: start,
-            deadline: Box::pin(tokio::time::sleep_until(now + timeout)),
-            bookmark: bookmark_every
-                .map(|every| (every, Box::pin(tokio::time::sleep_until(now + every)))),
+            started: tokio::time::Instant::now(),
+            timeout,
+            bookmark_every,
+            timers: None,
             done: false,
         }
     }
@@ -217,15 +227,23 @@ impl Stream for WatchLoop {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let this = self.get_mut();
-        if this.done || this.deadline.as_mut().poll(cx).is_ready() {
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let (started, timeout, every) = (this.started, this.timeout, this.bookmark_every);
+        let timers = this.timers.get_or_insert_with(|| Timers {
+            deadline: Box::pin(tokio::time::sleep_until(started + timeout)),
+            bookmark: every.map(|every| Box::pin(tokio::time::sleep_until(started + every))),
+        });
+        if timers.deadline.as_mut().poll(cx).is_ready() {
             this.done = true;
             return Poll::Ready(None);
         }
         // Checked before the events, so a busy watch still gets its bookmarks.
-        if let Some((every, b)) = &mut this.bookmark
+        if let (Some(b), Some(every)) = (&mut timers.bookmark, every)
             && b.as_mut().poll(cx).is_ready()
         {
-            b.as_mut().reset(tokio::time::Instant::now() + *every);
+            b.as_mut().reset(tokio::time::Instant::now() + every);
             return Poll::Ready(Some(this.enc.bookmark(this.last_rv)));
         }
         match this.events.poll_next_unpin(cx) {
@@ -287,6 +305,53 @@ mod tests {
             &b[..],
             b"{\"type\":\"ADDED\",\"object\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}}\n"
         );
+    }
+
+    /// A watch made on one runtime (the handler's) and written from another (the stream
+    /// runtime) keeps working when the first is gone: its timers belong to the runtime that
+    /// polls it. (A tokio timer polled after its runtime shut down panics.)
+    #[test]
+    fn timers_belong_to_the_runtime_that_polls_the_watch() {
+        let def = crate::resources::lookup("", "v1", "configmaps").expect("configmaps");
+        let (tx, rx) = mpsc::unbounded::<Result<ObjectEvent, ApiError>>();
+        let handler_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut w = handler_rt.block_on(async {
+            let enc = Encoder {
+                def,
+                table: false,
+                include_object: IncludeObject::default(),
+                sent_headers: false,
+            };
+            WatchLoop::new(
+                Box::pin(rx),
+                enc,
+                10,
+                Duration::from_millis(300),
+                Some(Duration::from_millis(100)),
+            )
+        });
+        drop(handler_rt);
+        let stream_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let lines = stream_rt.block_on(async {
+            let mut n = 0;
+            while let Some(b) = w.next().await {
+                let v = line(&b);
+                assert_eq!(v["type"], "BOOKMARK", "{v}");
+                n += 1;
+            }
+            n
+        });
+        assert!(
+            (1..=3).contains(&lines),
+            "{lines} bookmarks before the deadline"
+        );
+        drop(tx);
     }
 
     /// Events one line each; bookmarks with the last revision sent, due ones first even while

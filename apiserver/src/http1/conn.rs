@@ -639,8 +639,11 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
         let mut body = pin!(body);
         let mut head = Some(head);
         let mut written: u64 = 0;
+        // One batch for the whole response: its frame list keeps its allocation.
+        let mut batch = Batch::default();
         loop {
-            let mut batch = Batch::default();
+            batch.frames.clear();
+            batch.bytes = 0;
             if head.is_some() {
                 // Whatever is ready now goes with the head (a small answer: one write).
                 poll_fn(|cx| {
@@ -676,7 +679,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
             }
             let head = head.take();
             self.write_batch(head.as_deref(), &batch, out).await?;
-            if let Some(e) = batch.error {
+            if let Some(e) = batch.error.take() {
                 return Err(Http1Error::ResponseBody(e));
             }
             if batch.end {
@@ -693,6 +696,39 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
         out: Out,
     ) -> Result<(), Http1Error> {
         let chunked = out == Out::Chunked;
+        // The common case of a streaming response (one watch event): one chunk, written from
+        // the stack, no allocation. Whatever the socket did not take goes the general way.
+        let mut skip = 0;
+        if let (None, true, [frame]) = (head, chunked, batch.frames.as_slice()) {
+            let last: &[u8] = if batch.end && batch.error.is_none() {
+                b"\r\n0\r\n\r\n"
+            } else {
+                b"\r\n"
+            };
+            let io = &mut self.io;
+            let attempt = poll_fn(|cx| {
+                let mut size = [0u8; 18];
+                let n = hex_line(&mut size, frame.len());
+                let slices = [
+                    IoSlice::new(size.get(..n).unwrap_or_default()),
+                    IoSlice::new(frame),
+                    IoSlice::new(last),
+                ];
+                let total = n + frame.len() + last.len();
+                match Pin::new(&mut *io).poll_write_vectored(cx, &slices) {
+                    Poll::Ready(Ok(w)) => Poll::Ready(Ok((w, total))),
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    // The socket is full: the general path waits for it.
+                    Poll::Pending => Poll::Ready(Ok((0, total))),
+                }
+            })
+            .await?;
+            if attempt.0 == attempt.1 {
+                self.io.flush().await?;
+                return Ok(());
+            }
+            skip = attempt.0;
+        }
         // Chunked: before each frame its size line (after the previous frame's CRLF), after
         // the last the CRLF, and the last chunk when the body ends.
         let mut framing = Vec::new();
@@ -731,7 +767,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
             slices.push(IoSlice::new(framing.get(from..).unwrap_or_default()));
         }
         slices.retain(|s| !s.is_empty());
-        write_all_vectored(&mut self.io, &mut slices).await?;
+        let mut slices = slices.as_mut_slice();
+        IoSlice::advance_slices(&mut slices, skip);
+        write_all_vectored(&mut self.io, slices).await?;
         self.io.flush().await?;
         Ok(())
     }
@@ -850,9 +888,20 @@ impl Batch {
     }
 }
 
-fn push_hex(out: &mut Vec<u8>, n: usize) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+/// `n` in hex and CRLF, a chunk's size line, into `out`; returns its length.
+fn hex_line(out: &mut [u8; 18], n: usize) -> usize {
     let mut tmp = [0u8; 16];
+    let digits = hex_digits(&mut tmp, n);
+    let len = digits.len();
+    out[..len].copy_from_slice(digits);
+    out[len] = b'\r';
+    out[len + 1] = b'\n';
+    len + 2
+}
+
+/// `n`'s lowercase hex digits, written at the end of `tmp`.
+fn hex_digits(tmp: &mut [u8; 16], n: usize) -> &[u8] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut i = tmp.len();
     let mut n = n;
     loop {
@@ -863,7 +912,12 @@ fn push_hex(out: &mut Vec<u8>, n: usize) {
             break;
         }
     }
-    out.extend_from_slice(&tmp[i..]);
+    &tmp[i..]
+}
+
+fn push_hex(out: &mut Vec<u8>, n: usize) {
+    let mut tmp = [0u8; 16];
+    out.extend_from_slice(hex_digits(&mut tmp, n));
 }
 
 /// Reads into a transient stack buffer and appends what came to `buf`: a connection waiting

@@ -706,6 +706,41 @@ async fn long_lived_responses_end_with_the_client_or_the_connection_task() {
     }
 }
 
+/// A chunk the socket takes only in part (a 64-byte pipe, 1000-byte frames) still goes out
+/// whole and in order: what the first write left is written after it.
+#[tokio::test]
+async fn frames_larger_than_the_socket_takes_at_once() {
+    let shared = Shared::default();
+    let (mut client, server) = tokio::io::duplex(64);
+    let done = tokio::spawn(serve_connection(
+        server,
+        router(shared.clone()),
+        Http1Options::default(),
+        CancellationToken::new(),
+    ));
+    send(&mut client, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    shared.stream_ready.notified().await;
+    let tx = shared.stream.lock().unwrap().take().unwrap();
+    let frames: Vec<Bytes> = (0..5u8)
+        .map(|i| Bytes::from(vec![b'a' + i; 1000]))
+        .collect();
+    let feed = {
+        let frames = frames.clone();
+        tokio::spawn(async move {
+            for f in frames {
+                tx.send(f).await.unwrap();
+            }
+        })
+    };
+    let mut buf = BytesMut::new();
+    let (head, body) = read_response(&mut client, &mut buf).await;
+    feed.await.unwrap();
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert_eq!(body, frames.concat());
+    drop(client);
+    done.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn graceful_shutdown_closes_idle_connections_at_once() {
     let shared = Shared::default();

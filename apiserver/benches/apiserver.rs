@@ -1007,10 +1007,9 @@ fn child_floor() -> Result<()> {
 /// What the watchers saw.
 #[derive(Default)]
 struct Seen {
-    /// Send→arrival latency of each event, µs.
-    lat: Vec<u64>,
-    /// (resourceVersion, latency µs) of each event: per event, the first and the last
-    /// watcher's latency tell the pipeline before the fan-out from the fan-out itself.
+    /// (resourceVersion, send→arrival latency µs) of each event a watcher got: per event, the
+    /// first and the last watcher's latency tell the pipeline before the fan-out from the
+    /// fan-out itself.
     by_rv: Vec<(u64, u64)>,
     /// Events whose resourceVersion was not above the previous one's.
     out_of_order: u64,
@@ -1254,14 +1253,11 @@ fn child_watchers() -> Result<()> {
                                 mine.out_of_order += 1;
                             }
                             last_rv = rv;
-                            let lat = now.saturating_sub(t) / 1000;
-                            mine.lat.push(lat);
-                            mine.by_rv.push((rv, lat));
+                            mine.by_rv.push((rv, now.saturating_sub(t) / 1000));
                             got += 1;
                         })
                         .await;
                     if let Ok(mut s) = seen.lock() {
-                        s.lat.append(&mut mine.lat);
                         s.by_rv.append(&mut mine.by_rv);
                         s.out_of_order += std::mem::take(&mut mine.out_of_order);
                         s.other_lines += std::mem::take(&mut mine.other_lines);
@@ -1310,18 +1306,11 @@ fn child_watchers() -> Result<()> {
         while events.load(Ordering::Relaxed) < want && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let (mut all, mut by_rv, out_of_order, other_lines, broken) = seen
+        let (mut by_rv, out_of_order, other_lines, broken) = seen
             .lock()
-            .map(|s| {
-                (
-                    s.lat.clone(),
-                    s.by_rv.clone(),
-                    s.out_of_order,
-                    s.other_lines,
-                    s.broken,
-                )
-            })
+            .map(|s| (s.by_rv.clone(), s.out_of_order, s.other_lines, s.broken))
             .unwrap_or_default();
+        let mut all: Vec<u64> = by_rv.iter().map(|(_, lat)| *lat).collect();
         // Per event: the first and the last watcher's latency.
         by_rv.sort_unstable();
         let (mut first, mut last) = (Vec::new(), Vec::new());
@@ -1329,16 +1318,11 @@ fn child_watchers() -> Result<()> {
             first.push(group[0].1);
             last.push(group[group.len() - 1].1);
         }
-        first.sort_unstable();
-        last.sort_unstable();
+        for v in [&mut all, &mut first, &mut last] {
+            v.sort_unstable();
+        }
         let q = |v: &[u64], q: f64| {
             v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(0)
-        };
-        all.sort_unstable();
-        let p = |q: f64| {
-            all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
                 .copied()
                 .unwrap_or(0)
         };
@@ -1347,7 +1331,7 @@ fn child_watchers() -> Result<()> {
             serde_json::json!({
                 "events": events.load(Ordering::Relaxed),
                 "out_of_order": out_of_order, "other_lines": other_lines, "broken": broken,
-                "p50_us": p(0.5), "p99_us": p(0.99), "max_us": all.last().copied().unwrap_or(0),
+                "p50_us": q(&all, 0.5), "p99_us": q(&all, 0.99), "max_us": all.last().copied().unwrap_or(0),
                 "first_p50_us": q(&first, 0.5), "first_p99_us": q(&first, 0.99),
                 "first_max_us": first.last().copied().unwrap_or(0),
                 "last_p50_us": q(&last, 0.5), "last_p99_us": q(&last, 0.99),

@@ -186,18 +186,41 @@ struct WatchLoop {
     events: ObjectWatch,
     enc: Encoder,
     last_rv: i64,
-    started: tokio::time::Instant,
-    timeout: Duration,
-    /// `Some` for clients that allow bookmarks: how often.
-    bookmark_every: Option<Duration>,
-    timers: Option<Timers>,
+    timers: Timers,
     done: bool,
 }
 
-struct Timers {
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    /// When the next bookmark is due (only for clients that allow them).
-    bookmark: Option<Pin<Box<tokio::time::Sleep>>>,
+enum Timers {
+    /// Before the first poll: when the watch started, how long it runs, how often a bookmark
+    /// is due (`Some` for clients that allow them).
+    Unarmed {
+        started: tokio::time::Instant,
+        timeout: Duration,
+        bookmark_every: Option<Duration>,
+    },
+    Armed {
+        deadline: Pin<Box<tokio::time::Sleep>>,
+        /// How often, and when the next bookmark is due.
+        bookmark: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
+    },
+}
+
+impl Timers {
+    /// Makes the deadline and the bookmark timer (on the calling runtime) if not yet made.
+    fn arm(&mut self) {
+        if let Timers::Unarmed {
+            started,
+            timeout,
+            bookmark_every,
+        } = *self
+        {
+            *self = Timers::Armed {
+                deadline: Box::pin(tokio::time::sleep_until(started + timeout)),
+                bookmark: bookmark_every
+                    .map(|every| (every, Box::pin(tokio::time::sleep_until(started + every)))),
+            };
+        }
+    }
 }
 
 impl WatchLoop {
@@ -213,10 +236,11 @@ impl WatchLoop {
             events,
             enc,
             last_rv: start,
-            started: tokio::time::Instant::now(),
-            timeout,
-            bookmark_every,
-            timers: None,
+            timers: Timers::Unarmed {
+                started: tokio::time::Instant::now(),
+                timeout,
+                bookmark_every,
+            },
             done: false,
         }
     }
@@ -230,20 +254,21 @@ impl Stream for WatchLoop {
         if this.done {
             return Poll::Ready(None);
         }
-        let (started, timeout, every) = (this.started, this.timeout, this.bookmark_every);
-        let timers = this.timers.get_or_insert_with(|| Timers {
-            deadline: Box::pin(tokio::time::sleep_until(started + timeout)),
-            bookmark: every.map(|every| Box::pin(tokio::time::sleep_until(started + every))),
-        });
-        if timers.deadline.as_mut().poll(cx).is_ready() {
+        this.timers.arm();
+        let Timers::Armed { deadline, bookmark } = &mut this.timers else {
+            // `arm` just made them.
+            this.done = true;
+            return Poll::Ready(None);
+        };
+        if deadline.as_mut().poll(cx).is_ready() {
             this.done = true;
             return Poll::Ready(None);
         }
         // Checked before the events, so a busy watch still gets its bookmarks.
-        if let (Some(b), Some(every)) = (&mut timers.bookmark, every)
+        if let Some((every, b)) = bookmark
             && b.as_mut().poll(cx).is_ready()
         {
-            b.as_mut().reset(tokio::time::Instant::now() + every);
+            b.as_mut().reset(tokio::time::Instant::now() + *every);
             return Poll::Ready(Some(this.enc.bookmark(this.last_rv)));
         }
         match this.events.poll_next_unpin(cx) {

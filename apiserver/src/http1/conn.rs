@@ -700,7 +700,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
         // the stack, no allocation. Whatever the socket did not take goes the general way.
         let mut skip = 0;
         if let (None, true, [frame]) = (head, chunked, batch.frames.as_slice()) {
-            let last: &[u8] = if batch.end && batch.error.is_none() {
+            let last: &[u8] = if batch.ends_body() {
                 b"\r\n0\r\n\r\n"
             } else {
                 b"\r\n"
@@ -745,7 +745,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<I> {
             if !batch.frames.is_empty() {
                 framing.extend_from_slice(b"\r\n");
             }
-            if batch.end && batch.error.is_none() {
+            if batch.ends_body() {
                 framing.extend_from_slice(b"0\r\n\r\n");
             }
             marks.push(framing.len());
@@ -847,6 +847,11 @@ struct Batch {
 }
 
 impl Batch {
+    /// The body ended without an error: the last chunk follows the frames.
+    fn ends_body(&self) -> bool {
+        self.end && self.error.is_none()
+    }
+
     /// Polls the body for frames until it has none ready, ends, fails, or the batch is full.
     /// Pending only when nothing at all was gathered.
     fn collect<B>(&mut self, mut body: Pin<&mut B>, cx: &mut Context<'_>) -> Poll<()>

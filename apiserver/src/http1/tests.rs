@@ -23,6 +23,8 @@ struct Shared {
     /// `/stream`: the sender of its frames.
     stream: Arc<Mutex<Option<mpsc::Sender<Bytes>>>>,
     stream_ready: Arc<Notify>,
+    /// The name of the thread of each poll of a `/stream` (or `/long`) body.
+    polled_on: Arc<Mutex<Vec<String>>>,
     /// `/slow` answers once notified.
     release: Arc<Notify>,
     slow_started: Arc<Notify>,
@@ -55,17 +57,7 @@ fn router(shared: Shared) -> Router {
         .route("/notmodified", get(|| async { StatusCode::NOT_MODIFIED }))
         .route(
             "/stream",
-            get(|State(s): State<Shared>| async move {
-                let (tx, rx) = mpsc::channel::<Bytes>(8);
-                *s.stream.lock().unwrap() = Some(tx);
-                s.stream_ready.notify_one();
-                let stream = futures::stream::unfold(rx, |mut rx| async move {
-                    rx.recv()
-                        .await
-                        .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
-                });
-                Body::from_stream(stream)
-            }),
+            get(|State(s): State<Shared>| async move { channel_body(&s, DropSignal(None)) }),
         )
         .route(
             "/slow",
@@ -87,63 +79,60 @@ fn router(shared: Shared) -> Router {
         .with_state(shared)
 }
 
-/// The `/stream` route with a drop signal the test can await: the route's body holds the
-/// signal's sender.
+/// The body of the streaming routes: frames from a channel whose sender is handed to the test
+/// through `shared.stream`; `guard` lives as long as the body; each poll records its thread.
+fn channel_body(s: &Shared, guard: DropSignal) -> Body {
+    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    *s.stream.lock().unwrap() = Some(tx);
+    s.stream_ready.notify_one();
+    let polled_on = s.polled_on.clone();
+    let stream = futures::stream::unfold((rx, guard), move |(mut rx, guard)| {
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        polled_on.lock().unwrap().push(name);
+        async move {
+            let b = rx.recv().await?;
+            Some((Ok::<_, std::convert::Infallible>(b), (rx, guard)))
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// The `/stream` route with a drop signal the test can await (the body holds its sender), and
+/// `/long`, the same marked [`LongLived`], and `/hello`.
 fn stream_router(shared: Shared, dropped: Arc<Mutex<Option<oneshot::Sender<()>>>>) -> Router {
+    let guard = move || DropSignal(dropped.lock().unwrap().take());
+    let long_guard = guard.clone();
     Router::new()
+        .route("/hello", get(|| async { "hello" }))
         .route(
             "/stream",
-            get(move |State(s): State<Shared>| {
-                let dropped = dropped.clone();
-                async move {
-                    let (tx, rx) = mpsc::channel::<Bytes>(8);
-                    *s.stream.lock().unwrap() = Some(tx);
-                    s.stream_ready.notify_one();
-                    let guard = DropSignal(dropped.lock().unwrap().take());
-                    let stream = futures::stream::unfold((rx, guard), |(mut rx, g)| async move {
-                        rx.recv()
-                            .await
-                            .map(|b| (Ok::<_, std::convert::Infallible>(b), (rx, g)))
-                    });
-                    Body::from_stream(stream)
-                }
+            get(move |State(s): State<Shared>| async move { channel_body(&s, guard()) }),
+        )
+        .route(
+            "/long",
+            get(move |State(s): State<Shared>| async move {
+                (axum::Extension(LongLived), channel_body(&s, long_guard()))
             }),
         )
         .with_state(shared)
 }
 
-/// `/long`: like `/stream`, marked [`LongLived`]; its body records the name of the thread
-/// that polls it and holds the drop signal.
-fn long_router(
-    shared: Shared,
-    dropped: Arc<Mutex<Option<oneshot::Sender<()>>>>,
-    threads: Arc<Mutex<Vec<String>>>,
-) -> Router {
-    Router::new()
-        .route("/hello", get(|| async { "hello" }))
-        .route(
-            "/long",
-            get(move |State(s): State<Shared>| {
-                let (dropped, threads) = (dropped.clone(), threads.clone());
-                async move {
-                    let (tx, rx) = mpsc::channel::<Bytes>(8);
-                    *s.stream.lock().unwrap() = Some(tx);
-                    s.stream_ready.notify_one();
-                    let guard = DropSignal(dropped.lock().unwrap().take());
-                    let stream = futures::stream::unfold(
-                        (rx, guard, threads),
-                        |(mut rx, g, threads)| async move {
-                            let name = std::thread::current().name().unwrap_or("").to_string();
-                            threads.lock().unwrap().push(name);
-                            let b = rx.recv().await?;
-                            Some((Ok::<_, std::convert::Infallible>(b), (rx, g, threads)))
-                        },
-                    );
-                    (axum::Extension(LongLived), Body::from_stream(stream))
-                }
-            }),
-        )
-        .with_state(shared)
+/// Sends `request` (to a streaming route) and returns the sender of the response's frames.
+async fn open_stream<W: AsyncWrite + Unpin>(
+    client: &mut W,
+    shared: &Shared,
+    request: &[u8],
+) -> mpsc::Sender<Bytes> {
+    send(client, request).await;
+    shared.stream_ready.notified().await;
+    shared.stream.lock().unwrap().take().unwrap()
+}
+
+/// The whole answer to `request` on a new connection, read to its close.
+async fn answer_to(shared: &Shared, request: &[u8]) -> String {
+    let mut s = start(shared);
+    send(&mut s.client, request).await;
+    String::from_utf8_lossy(&read_to_end(&mut s.client).await).into_owned()
 }
 
 struct Server {
@@ -365,20 +354,15 @@ async fn bad_request_bodies() {
         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -3\r\n\r\n",
         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
     ] {
-        let mut s = start(&shared);
-        send(&mut s.client, bad).await;
-        let out = read_to_end(&mut s.client).await;
-        let text = String::from_utf8_lossy(&out);
+        let text = answer_to(&shared, bad).await;
         assert!(text.starts_with("HTTP/1.1 400 Bad Request"), "{text}");
         assert!(text.contains("Connection: close\r\n"), "{text}");
     }
-    let mut s = start(&shared);
-    send(
-        &mut s.client,
+    let text = answer_to(
+        &shared,
         b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
     )
     .await;
-    let text = String::from_utf8(read_to_end(&mut s.client).await).unwrap();
     assert!(text.starts_with("HTTP/1.1 501 Not Implemented"), "{text}");
 }
 
@@ -413,13 +397,11 @@ async fn expect_100_continue() {
     assert!(read_to_end(&mut s.client).await.is_empty());
 
     // Any other expectation: 417.
-    let mut s = start(&shared);
-    send(
-        &mut s.client,
+    let text = answer_to(
+        &shared,
         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: something\r\n\r\n",
     )
     .await;
-    let text = String::from_utf8(read_to_end(&mut s.client).await).unwrap();
     assert!(text.starts_with("HTTP/1.1 417"), "{text}");
 }
 
@@ -497,13 +479,12 @@ async fn http10_clients() {
 
     // Unknown length: delimited by closing, not chunked.
     let mut s = start(&shared);
-    send(
+    let tx = open_stream(
         &mut s.client,
+        &shared,
         b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
     )
     .await;
-    shared.stream_ready.notified().await;
-    let tx = shared.stream.lock().unwrap().take().unwrap();
     tx.send(Bytes::from_static(b"one ")).await.unwrap();
     tx.send(Bytes::from_static(b"two")).await.unwrap();
     drop(tx);
@@ -526,9 +507,7 @@ async fn malformed_and_oversized_heads() {
     );
     s.done.await.unwrap().unwrap();
 
-    let mut s = start(&shared);
-    send(&mut s.client, b"GET /hello HTTP/1.1\r\n\r\n").await;
-    let out = String::from_utf8(read_to_end(&mut s.client).await).unwrap();
+    let out = answer_to(&shared, b"GET /hello HTTP/1.1\r\n\r\n").await;
     assert!(
         out.ends_with("\r\n\r\n400 Bad Request: missing required Host header"),
         "{out}"
@@ -584,9 +563,12 @@ async fn client_eof_mid_stream_drops_the_body() {
         stream_router(shared.clone(), dropped.clone()),
         Http1Options::default(),
     );
-    send(&mut s.client, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    shared.stream_ready.notified().await;
-    let tx = shared.stream.lock().unwrap().take().unwrap();
+    let tx = open_stream(
+        &mut s.client,
+        &shared,
+        b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
     tx.send(Bytes::from_static(b"first\n")).await.unwrap();
     let mut buf = BytesMut::new();
     while find(&buf, b"first\n").is_none() {
@@ -609,9 +591,12 @@ async fn client_eof_mid_stream_drops_the_body() {
 async fn stream_frames_ready_together_share_one_response_and_end_properly() {
     let shared = Shared::default();
     let mut s = start(&shared);
-    send(&mut s.client, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    shared.stream_ready.notified().await;
-    let tx = shared.stream.lock().unwrap().take().unwrap();
+    let tx = open_stream(
+        &mut s.client,
+        &shared,
+        b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
     for part in ["a", "bb", "", "ccc"] {
         tx.send(Bytes::from(part)).await.unwrap();
     }
@@ -631,14 +616,16 @@ async fn stream_frames_ready_together_share_one_response_and_end_properly() {
 #[tokio::test]
 async fn long_lived_responses_stream_from_their_runtime_and_the_connection_goes_on() {
     let shared = Shared::default();
-    let threads = Arc::new(Mutex::new(Vec::new()));
     let mut s = start_with(
-        long_router(shared.clone(), Arc::default(), threads.clone()),
+        stream_router(shared.clone(), Arc::default()),
         Http1Options::default(),
     );
-    send(&mut s.client, b"GET /long HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    shared.stream_ready.notified().await;
-    let tx = shared.stream.lock().unwrap().take().unwrap();
+    let tx = open_stream(
+        &mut s.client,
+        &shared,
+        b"GET /long HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
     let mut buf = BytesMut::new();
     for part in ["one\n", "two\n"] {
         tx.send(Bytes::from(part)).await.unwrap();
@@ -650,7 +637,7 @@ async fn long_lived_responses_stream_from_their_runtime_and_the_connection_goes_
     let (head, body) = read_response(&mut s.client, &mut buf).await;
     assert!(head.contains("transfer-encoding: chunked"), "{head}");
     assert_eq!(body, b"one\ntwo\n");
-    let seen = threads.lock().unwrap().clone();
+    let seen = shared.polled_on.lock().unwrap().clone();
     assert!(seen.len() >= 3, "{seen:?}");
     assert!(seen.iter().all(|t| t == "capstan-streams"), "{seen:?}");
     // Back on its own task: the next request on the same connection.
@@ -670,12 +657,15 @@ async fn long_lived_responses_end_with_the_client_or_the_connection_task() {
         let (dropped_tx, dropped_rx) = oneshot::channel();
         let dropped = Arc::new(Mutex::new(Some(dropped_tx)));
         let mut s = start_with(
-            long_router(shared.clone(), dropped, Arc::default()),
+            stream_router(shared.clone(), dropped),
             Http1Options::default(),
         );
-        send(&mut s.client, b"GET /long HTTP/1.1\r\nHost: x\r\n\r\n").await;
-        shared.stream_ready.notified().await;
-        let tx = shared.stream.lock().unwrap().take().unwrap();
+        let tx = open_stream(
+            &mut s.client,
+            &shared,
+            b"GET /long HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .await;
         tx.send(Bytes::from_static(b"first\n")).await.unwrap();
         let mut buf = BytesMut::new();
         while find(&buf, b"first\n").is_none() {
@@ -718,9 +708,12 @@ async fn frames_larger_than_the_socket_takes_at_once() {
         Http1Options::default(),
         CancellationToken::new(),
     ));
-    send(&mut client, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    shared.stream_ready.notified().await;
-    let tx = shared.stream.lock().unwrap().take().unwrap();
+    let tx = open_stream(
+        &mut client,
+        &shared,
+        b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
     let frames: Vec<Bytes> = (0..5u8)
         .map(|i| Bytes::from(vec![b'a' + i; 1000]))
         .collect();

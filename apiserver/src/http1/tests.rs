@@ -132,7 +132,7 @@ async fn open_stream<W: AsyncWrite + Unpin>(
 async fn answer_to(shared: &Shared, request: &[u8]) -> String {
     let mut s = start(shared);
     send(&mut s.client, request).await;
-    String::from_utf8_lossy(&read_to_end(&mut s.client).await).into_owned()
+    String::from_utf8(read_to_end(&mut s.client).await).unwrap()
 }
 
 struct Server {
